@@ -1,0 +1,150 @@
+/**
+ * One chatmesh instance: the HTTP/WebSocket server, the client gateway, the mesh and
+ * discovery, wired together, with a start and a clean, idempotent close.
+ * Nothing here is global: several nodes can live in one process (the tests do that).
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolveOptions, type ChatmeshOptions } from './config.js';
+import { createPeerSources, type PeerSource } from './discovery/index.js';
+import { ChatGateway } from './gateway/chat-gateway.js';
+import { createHttpServer } from './http/http-server.js';
+import { createLogger, type Logger } from './log.js';
+import { Mesh } from './mesh/mesh.js';
+import { MESH_PATH } from './mesh/peer-protocol.js';
+import { VERSION } from './version.js';
+
+export interface ChatNodeDeps {
+  /** Where log lines go. @default process.stdout */
+  logStream?: NodeJS.WritableStream;
+}
+
+type NodeState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
+
+export class ChatNode {
+  readonly id: string;
+  readonly options: ChatmeshOptions;
+  readonly log: Logger;
+  private readonly incarnation = randomBytes(6).toString('hex');
+  private state: NodeState = 'new';
+  private server: http.Server | null = null;
+  private meshServer: http.Server | null = null;
+  private sources: PeerSource[] = [];
+  private closing: Promise<void> | null = null;
+  private _mesh: Mesh | null = null;
+  private _gateway: ChatGateway | null = null;
+  private _port = 0;
+  private _meshPort = 0;
+
+  constructor(options: Partial<ChatmeshOptions> = {}, deps: ChatNodeDeps = {}) {
+    this.options = resolveOptions(options);
+    this.id = this.options.nodeId ?? randomBytes(6).toString('hex');
+    this.log = createLogger({ nodeId: this.id, level: this.options.logLevel, stream: deps.logStream });
+  }
+
+  /** The port clients connect to (the real one when started on port 0). */
+  get port(): number {
+    return this._port;
+  }
+
+  /** The port peers connect to. */
+  get meshPort(): number {
+    return this._meshPort;
+  }
+
+  get mesh(): Mesh {
+    if (!this._mesh) throw new Error('node not started');
+    return this._mesh;
+  }
+
+  get gateway(): ChatGateway {
+    if (!this._gateway) throw new Error('node not started');
+    return this._gateway;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`cannot start a node that is ${this.state}`);
+    this.state = 'starting';
+    const o = this.options;
+    const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
+    const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>
+      this._mesh ? this._mesh.handleUpgrade(req, socket, head) : socket.destroy();
+
+    this.server = createHttpServer(o, {
+      health: () => this.gateway.healthCheck(),
+      upgrades: {
+        '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
+        ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
+      },
+    });
+    this._port = await listen(this.server, o.port, o.host);
+    if (separateMeshPort) {
+      this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } });
+      this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host);
+    } else {
+      this._meshPort = this._port;
+    }
+
+    this._mesh = new Mesh({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort }, this.log);
+    this._gateway = new ChatGateway(o, this._mesh, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    this._gateway.start();
+
+    this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
+    if (o.meshSecret === undefined) this.log.warn('MESH_SECRET is not set: peer links are accepted from loopback only');
+    if (o.discovery === 'static' && o.peers.length === 0) this.log.warn('DISCOVERY=static but no PEERS or PEERS_FILE: this node has no peers');
+
+    const mesh = this._mesh;
+    this.sources = createPeerSources(o, this.id, this._meshPort, this.log);
+    for (const source of this.sources) {
+      source.start({ add: (address, from) => mesh.addTarget(address, from), remove: (address, from) => mesh.removeTarget(address, from) });
+    }
+    this.state = 'running';
+  }
+
+  /**
+   * Stops gracefully: /health answers 503, mDNS records are withdrawn, clients are closed
+   * with 1001, peers are told, then the servers close. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'closing';
+    if (wasRunning) this.log.info('shutting down');
+    this._gateway?.beginShutdown();
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.options.shutdownTimeoutMs).unref());
+    const steps = (async () => {
+      await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
+      await this._gateway?.close();
+      await this._mesh?.close();
+    })();
+    await Promise.race([steps, deadline]);
+    await Promise.all([closeServer(this.server), closeServer(this.meshServer)]);
+    this.state = 'closed';
+    if (wasRunning) this.log.info('stopped');
+  }
+}
+
+async function listen(server: http.Server, port: number, host: string | undefined): Promise<number> {
+  server.listen(port, host);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([err]) => {
+      throw err;
+    }),
+  ]);
+  return (server.address() as AddressInfo).port;
+}
+
+async function closeServer(server: http.Server | null): Promise<void> {
+  if (!server || !server.listening) return;
+  const closed = once(server, 'close');
+  server.close();
+  server.closeAllConnections();
+  await closed;
+}

@@ -1,0 +1,255 @@
+/**
+ * Every option chatmesh has, its default, and the environment variable that sets it.
+ * Options are merged and checked once, here; the rest of the code only reads them.
+ */
+import { readFileSync } from 'node:fs';
+
+export type DiscoveryMode = 'mdns' | 'static' | 'off';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export interface ChatmeshOptions {
+  /** Port for clients (HTTP + WebSocket). `PORT`. @default 3000 */
+  port: number;
+  /** Address to listen on; undefined listens on every interface. `HOST`. */
+  host: string | undefined;
+  /** Port for peer links; the same as `port` unless set. `MESH_PORT`. */
+  meshPort: number;
+  /** Address the peer port listens on when it differs from `port`. `MESH_HOST`. */
+  meshHost: string | undefined;
+  /** This node's id; random per start unless set. `NODE_ID`. */
+  nodeId: string | undefined;
+  /** How peers are found. `DISCOVERY`. @default 'mdns' */
+  discovery: DiscoveryMode;
+  /** Static peer addresses (ws://host:port), from `PEERS` and `PEERS_FILE`. */
+  peers: string[];
+  /** Shared secret for peer authentication; without it only loopback peers are accepted. `MESH_SECRET`. */
+  meshSecret: string | undefined;
+  /** How many peer-to-peer transmissions a room event may make. `MESH_HOPS`. @default 2 */
+  hopLimit: number;
+  /** Largest client frame; larger ones close the connection with 1009. `MAX_PAYLOAD_BYTES`. @default 65536 */
+  maxPayloadBytes: number;
+  /** Largest peer frame. `MAX_PEER_PAYLOAD_BYTES`. @default 1 MiB */
+  maxPeerPayloadBytes: number;
+  /** Longest message text, in characters. `MAX_TEXT_LENGTH`. @default 8000 */
+  maxTextLength: number;
+  /** Longest room or user name, in characters. `MAX_NAME_LENGTH`. @default 128 */
+  maxNameLength: number;
+  /** Rooms one connection may be in at once. `MAX_ROOMS_PER_CONNECTION`. @default 100 */
+  maxRoomsPerConnection: number;
+  /** Client ping interval; a client that misses one pong is dropped. `PING_INTERVAL_MS`. @default 25000 */
+  pingIntervalMs: number;
+  /** Peer link heartbeat interval. `PEER_HEARTBEAT_MS`. @default 1000 */
+  peerHeartbeatMs: number;
+  /** A peer silent this long is declared down. `PEER_TIMEOUT_MS`. @default 4000 */
+  peerTimeoutMs: number;
+  /** Time a peer has to complete the handshake. `PEER_HANDSHAKE_TIMEOUT_MS`. @default 2000 */
+  peerHandshakeTimeoutMs: number;
+  /** First redial delay (full jitter). `PEER_REDIAL_BASE_MS`. @default 250 */
+  redialBaseMs: number;
+  /** Largest redial delay. `PEER_REDIAL_MAX_MS`. @default 5000 */
+  redialMaxMs: number;
+  /** Redial delay after a peer refused us (bad secret, not loopback). `PEER_REJECTED_RETRY_MS`. @default 30000 */
+  rejectedRetryMs: number;
+  /** Unsent bytes on a peer link before it is cut (catch-up repairs it). `MAX_PEER_BUFFER_BYTES`. @default 16 MiB */
+  maxPeerBufferBytes: number;
+  /** How long a message id is remembered for dedupe. `SEEN_TTL_MS`. @default 120000 */
+  seenTtlMs: number;
+  /** How many message ids are remembered at most. `SEEN_MAX`. @default 200000 */
+  seenMax: number;
+  /** mDNS service type. `MDNS_TYPE`. @default 'chatmesh' */
+  mdnsType: string;
+  /** How often mDNS asks again for peers. `MDNS_QUERY_INTERVAL_MS`. @default 10000 */
+  mdnsQueryIntervalMs: number;
+  /** Longest a graceful stop waits for peers and clients. `SHUTDOWN_TIMEOUT_MS`. @default 3000 */
+  shutdownTimeoutMs: number;
+  /** HTTP: time to receive the request headers. `HTTP_HEADERS_TIMEOUT_MS`. @default 15000 */
+  httpHeadersTimeoutMs: number;
+  /** HTTP: time to receive the whole request. `HTTP_REQUEST_TIMEOUT_MS`. @default 30000 */
+  httpRequestTimeoutMs: number;
+  /** HTTP: idle keep-alive. `HTTP_KEEP_ALIVE_TIMEOUT_MS`. @default 5000 */
+  httpKeepAliveTimeoutMs: number;
+  /** HTTP: header size limit. `HTTP_MAX_HEADER_BYTES`. @default 16384 */
+  httpMaxHeaderBytes: number;
+  /** `LOG_LEVEL`. @default 'info' */
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort: number | undefined } = Object.freeze({
+  port: 3000,
+  host: undefined,
+  meshPort: undefined,
+  meshHost: undefined,
+  nodeId: undefined,
+  discovery: 'mdns',
+  peers: [],
+  meshSecret: undefined,
+  hopLimit: 2,
+  maxPayloadBytes: 64 * 1024,
+  maxPeerPayloadBytes: 1024 * 1024,
+  maxTextLength: 8000,
+  maxNameLength: 128,
+  maxRoomsPerConnection: 100,
+  pingIntervalMs: 25_000,
+  peerHeartbeatMs: 1000,
+  peerTimeoutMs: 4000,
+  peerHandshakeTimeoutMs: 2000,
+  redialBaseMs: 250,
+  redialMaxMs: 5000,
+  rejectedRetryMs: 30_000,
+  maxPeerBufferBytes: 16 * 1024 * 1024,
+  seenTtlMs: 120_000,
+  seenMax: 200_000,
+  mdnsType: 'chatmesh',
+  mdnsQueryIntervalMs: 10_000,
+  shutdownTimeoutMs: 3000,
+  httpHeadersTimeoutMs: 15_000,
+  httpRequestTimeoutMs: 30_000,
+  httpKeepAliveTimeoutMs: 5000,
+  httpMaxHeaderBytes: 16 * 1024,
+  logLevel: 'info',
+});
+
+/** Hop limits above this are clamped, whatever a peer sends. */
+export const MAX_HOP_LIMIT = 16;
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Merges options over the defaults and checks them; throws ConfigError (naming the option) on a bad value. */
+export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOptions {
+  const defined = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
+  const merged = { ...DEFAULTS, ...defined } as ChatmeshOptions;
+  if (merged.meshPort === undefined) merged.meshPort = merged.port;
+  checkPort('port', merged.port, true);
+  checkPort('meshPort', merged.meshPort, true);
+  if (!['mdns', 'static', 'off'].includes(merged.discovery)) {
+    throw new ConfigError('discovery', `must be mdns, static or off, not ${JSON.stringify(merged.discovery)}`);
+  }
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(merged.logLevel)) {
+    throw new ConfigError('logLevel', `must be debug, info, warn, error or silent`);
+  }
+  if (merged.hopLimit < 1 || merged.hopLimit > MAX_HOP_LIMIT || !Number.isInteger(merged.hopLimit)) {
+    throw new ConfigError('hopLimit', `must be an integer from 1 to ${MAX_HOP_LIMIT}`);
+  }
+  if (merged.peerTimeoutMs <= merged.peerHeartbeatMs) {
+    throw new ConfigError('peerTimeoutMs', 'must be longer than peerHeartbeatMs');
+  }
+  if (merged.redialMaxMs < merged.redialBaseMs) {
+    throw new ConfigError('redialMaxMs', 'must not be smaller than redialBaseMs');
+  }
+  if (merged.meshSecret !== undefined && merged.meshSecret.length < 8) {
+    throw new ConfigError('meshSecret', 'must be at least 8 characters');
+  }
+  merged.peers = merged.peers.map((p) => normalizePeerUrl(p, 'peers'));
+  return merged;
+}
+
+function checkPort(name: string, value: number, allowZero: boolean): void {
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 65535) {
+    throw new ConfigError(name, `must be a port number, not ${value}`);
+  }
+}
+
+/** Accepts `ws://host:port`, `host:port` or `[v6]:port`; returns `ws://host:port`. */
+export function normalizePeerUrl(raw: string, variable: string): string {
+  const text = raw.trim();
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `ws://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new ConfigError(variable, `${JSON.stringify(raw)} is not a peer address (ws://host:port)`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new ConfigError(variable, `${JSON.stringify(raw)} must use ws:// or wss://`);
+  }
+  if (!url.port) throw new ConfigError(variable, `${JSON.stringify(raw)} has no port`);
+  const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname;
+  return `${url.protocol}//${host}:${url.port}`;
+}
+
+/** The environment variable behind each option that can be set from the environment. */
+const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string']> = {
+  PORT: ['port', 'int'],
+  HOST: ['host', 'string'],
+  MESH_PORT: ['meshPort', 'int'],
+  MESH_HOST: ['meshHost', 'string'],
+  NODE_ID: ['nodeId', 'string'],
+  DISCOVERY: ['discovery', 'string'],
+  MESH_SECRET: ['meshSecret', 'string'],
+  MESH_HOPS: ['hopLimit', 'int'],
+  MAX_PAYLOAD_BYTES: ['maxPayloadBytes', 'int'],
+  MAX_PEER_PAYLOAD_BYTES: ['maxPeerPayloadBytes', 'int'],
+  MAX_TEXT_LENGTH: ['maxTextLength', 'int'],
+  MAX_NAME_LENGTH: ['maxNameLength', 'int'],
+  MAX_ROOMS_PER_CONNECTION: ['maxRoomsPerConnection', 'int'],
+  PING_INTERVAL_MS: ['pingIntervalMs', 'int'],
+  PEER_HEARTBEAT_MS: ['peerHeartbeatMs', 'int'],
+  PEER_TIMEOUT_MS: ['peerTimeoutMs', 'int'],
+  PEER_HANDSHAKE_TIMEOUT_MS: ['peerHandshakeTimeoutMs', 'int'],
+  PEER_REDIAL_BASE_MS: ['redialBaseMs', 'int'],
+  PEER_REDIAL_MAX_MS: ['redialMaxMs', 'int'],
+  PEER_REJECTED_RETRY_MS: ['rejectedRetryMs', 'int'],
+  MAX_PEER_BUFFER_BYTES: ['maxPeerBufferBytes', 'int'],
+  SEEN_TTL_MS: ['seenTtlMs', 'int'],
+  SEEN_MAX: ['seenMax', 'int'],
+  MDNS_TYPE: ['mdnsType', 'string'],
+  MDNS_QUERY_INTERVAL_MS: ['mdnsQueryIntervalMs', 'int'],
+  SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
+  HTTP_HEADERS_TIMEOUT_MS: ['httpHeadersTimeoutMs', 'int'],
+  HTTP_REQUEST_TIMEOUT_MS: ['httpRequestTimeoutMs', 'int'],
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ['httpKeepAliveTimeoutMs', 'int'],
+  HTTP_MAX_HEADER_BYTES: ['httpMaxHeaderBytes', 'int'],
+  LOG_LEVEL: ['logLevel', 'string'],
+};
+
+/** Reads options from environment variables; throws ConfigError naming the variable on a bad value. */
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ChatmeshOptions {
+  const partial: Record<string, unknown> = {};
+  for (const [variable, [key, kind]] of Object.entries(ENV)) {
+    const raw = env[variable];
+    if (raw === undefined || raw === '') continue;
+    if (kind === 'int') {
+      if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `must be a whole number, not ${JSON.stringify(raw)}`);
+      partial[key] = Number(raw.trim());
+    } else {
+      partial[key] = raw.trim();
+    }
+  }
+  const peers: string[] = [];
+  if (env.PEERS) {
+    for (const p of env.PEERS.split(',').filter((s) => s.trim() !== '')) peers.push(normalizePeerUrl(p, 'PEERS'));
+  }
+  if (env.PEERS_FILE) peers.push(...readPeersFile(env.PEERS_FILE));
+  partial.peers = peers;
+  try {
+    return resolveOptions(partial as Partial<ChatmeshOptions>);
+  } catch (err) {
+    // Name the environment variable rather than the option behind it.
+    if (err instanceof ConfigError) {
+      const variable = Object.entries(ENV).find(([, [key]]) => key === err.variable)?.[0] ?? err.variable;
+      throw new ConfigError(variable, err.message.slice(err.variable.length + 2));
+    }
+    throw err;
+  }
+}
+
+/** Reads a peers file shaped like peers.example.json: `{ "peers": ["ws://host:port", ...] }`. */
+export function readPeersFile(path: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError('PEERS_FILE', `cannot read ${path}: ${(err as Error).message}`);
+  }
+  const list = (parsed as { peers?: unknown })?.peers;
+  if (!Array.isArray(list) || !list.every((p) => typeof p === 'string')) {
+    throw new ConfigError('PEERS_FILE', `${path} must hold {"peers": ["ws://host:port", ...]}`);
+  }
+  return list.map((p: string) => normalizePeerUrl(p, 'PEERS_FILE'));
+}

@@ -1,0 +1,49 @@
+/**
+ * Stable error codes and close codes. Clients and tests rely on the codes, never on message text.
+ */
+
+/** Codes sent to clients in `{"type":"error","code","message"}`. */
+export const ClientErrorCode = {
+  BadJson: 'bad_json',
+  InvalidFrame: 'invalid_frame',
+  InvalidField: 'invalid_field',
+  UnknownType: 'unknown_type',
+  NotJoined: 'not_joined',
+  AlreadyJoined: 'already_joined',
+  UserMismatch: 'user_mismatch',
+  TooManyRooms: 'too_many_rooms',
+  BinaryNotSupported: 'binary_not_supported',
+} as const;
+export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
+
+/** WebSocket close codes chatmesh uses towards clients and peers. */
+export const CloseCode = {
+  /** Server shutting down (RFC 6455 "going away"). */
+  GoingAway: 1001,
+  /** Frame not valid UTF-8 (sent by ws itself). */
+  InvalidPayload: 1007,
+  /** Frame over the size limit (sent by ws itself). */
+  MessageTooBig: 1009,
+  /** Peer: a second link to the same node; the other one is kept. */
+  DuplicateLink: 4000,
+  /** Peer: authentication failed or not allowed from this address. */
+  Rejected: 4003,
+  /** Peer: the dialled address is this node itself. */
+  Self: 4004,
+  /** Peer: protocol version not supported. */
+  VersionMismatch: 4005,
+  /** Peer: silent for longer than the peer timeout. */
+  HeartbeatTimeout: 4008,
+  /** Peer: handshake not completed in time, or malformed. */
+  HandshakeFailed: 4009,
+  /** Peer: a newer incarnation of the same node, or another node at the same address, took over. */
+  Replaced: 4010,
+  /** Peer: too many unsent bytes; catch-up repairs what was not sent. */
+  SlowPeer: 4013,
+} as const;
+
+/** Codes for errors in HTTP responses. */
+export const HttpErrorCode = {
+  NotFound: 'not_found',
+  MethodNotAllowed: 'method_not_allowed',
+} as const;

@@ -1,0 +1,257 @@
+/**
+ * The client-facing WebSocket server: the client protocol and the five methods that are the
+ * public face of a chatmesh server (healthCheck, markAlive, handleMessage, cleanup, broadcast).
+ *
+ * A client frame travels: socket → handleMessage (decode + validate) → room registry →
+ * broadcast → local members and the mesh. A peer's room event arrives from the mesh and goes
+ * to local members only (the mesh forwards it further itself).
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { ChatmeshOptions } from '../config.js';
+import { RoomRegistry } from '../core/room-registry.js';
+import { ClientErrorCode, CloseCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Mesh, PeerStatus } from '../mesh/mesh.js';
+import { decodeClientFrame, errorFrame, type ClientFrame, type RoomEvent } from '../protocol/client-frames.js';
+import { ClientConnection } from './client-connection.js';
+
+export type GatewayOptions = Pick<
+  ChatmeshOptions,
+  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs'
+>;
+
+export interface NodeInfo {
+  id: string;
+  port: number;
+  version: string;
+  startedAt: number;
+}
+
+export interface HealthReport {
+  status: 'ok' | 'shutting_down';
+  node: { id: string; port: number; version: string };
+  /** Seconds since start. */
+  uptime: number;
+  connections: number;
+  rooms: number;
+  peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
+}
+
+export class ChatGateway {
+  private readonly rooms = new RoomRegistry<ClientConnection>();
+  private readonly connections = new Set<ClientConnection>();
+  private readonly wss: WebSocketServer;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private nextConnectionId = 1;
+  private closing = false;
+
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly mesh: Mesh,
+    private readonly node: NodeInfo,
+    private readonly log: Logger,
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      maxPayload: options.maxPayloadBytes,
+      perMessageDeflate: false,
+    });
+    mesh.on('room', this.deliverLocal);
+  }
+
+  start(): void {
+    this.heartbeat = setInterval(() => this.markAlive(), this.options.pingIntervalMs);
+  }
+
+  /** Completes a WebSocket upgrade on the client path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+  }
+
+  /** Number of open client connections. */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Number of rooms with at least one member on this instance. */
+  get roomCount(): number {
+    return this.rooms.size;
+  }
+
+  /**
+   * Answers /health: this node, its load and the state of every peer.
+   * Returns 503 while the node shuts down, so load balancers stop sending it traffic.
+   */
+  healthCheck(): { statusCode: number; body: HealthReport } {
+    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+    const body: HealthReport = {
+      status: this.closing ? 'shutting_down' : 'ok',
+      node: { id: this.node.id, port: this.node.port, version: this.node.version },
+      uptime: Math.round((Date.now() - this.node.startedAt) / 100) / 10,
+      connections: this.connections.size,
+      rooms: this.rooms.size,
+      peers: this.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
+    };
+    return { statusCode: this.closing ? 503 : 200, body };
+  }
+
+  /**
+   * The client heartbeat, run every pingIntervalMs: a client that has not answered the
+   * previous ping is terminated (so a dead one goes within two intervals); every other
+   * client is pinged again.
+   */
+  markAlive(): void {
+    for (const conn of this.connections) {
+      if (!conn.isAlive) {
+        this.log.debug('client missed its pong: dropping it', { conn: conn.id });
+        conn.socket.terminate();
+        continue;
+      }
+      conn.isAlive = false;
+      conn.socket.ping();
+    }
+  }
+
+  /**
+   * Parses, validates and dispatches one client frame. Bad input gets an error frame with a
+   * stable code and leaves the connection open; nothing a client sends can throw out of here.
+   */
+  handleMessage(conn: ClientConnection, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      this.sendError(conn, ClientErrorCode.BinaryNotSupported, 'frames must be JSON text');
+      return;
+    }
+    const decoded = decodeClientFrame(data.toString(), this.options);
+    if (!decoded.ok) {
+      this.sendError(conn, decoded.code, decoded.message);
+      return;
+    }
+    this.dispatch(conn, decoded.frame);
+  }
+
+  /** Releases everything a closed connection held: room memberships (with presence leave events). */
+  cleanup(conn: ClientConnection): void {
+    if (!this.connections.delete(conn)) return;
+    for (const [room, user] of conn.rooms) this.leaveRoom(conn, room, user);
+    conn.socket.removeAllListeners();
+    // An 'error' after this point must still not crash the process.
+    conn.socket.on('error', () => {});
+  }
+
+  /**
+   * Delivers a room event to the room's members on this instance and, through the mesh, on
+   * every other instance. Encoded once here, whatever the number of recipients.
+   * `except` is a local connection that must not receive it (the joiner of its own presence).
+   */
+  broadcast(room: string, event: RoomEvent, except?: ClientConnection): void {
+    const id = event.type === 'message' ? event.id : this.mesh.nextId();
+    const frame = Buffer.from(JSON.stringify(event));
+    for (const member of this.rooms.members(room)) if (member !== except) member.send(frame);
+    this.mesh.publish(room, id, frame);
+  }
+
+  /** Closes every client with 1001 and stops the heartbeat. */
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    this.mesh.off('room', this.deliverLocal);
+    const closes: Promise<void>[] = [];
+    for (const conn of this.connections) {
+      closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
+      conn.socket.close(CloseCode.GoingAway, 'server shutting down');
+    }
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
+    await Promise.race([Promise.all(closes), deadline]);
+    for (const conn of this.connections) conn.socket.terminate();
+    this.wss.close();
+  }
+
+  /** Marks the gateway as shutting down (health turns 503) before anything is closed. */
+  beginShutdown(): void {
+    this.closing = true;
+  }
+
+  private onConnection(ws: WebSocket): void {
+    if (this.closing) {
+      ws.close(CloseCode.GoingAway, 'server shutting down');
+      return;
+    }
+    const conn = new ClientConnection(this.nextConnectionId++, ws);
+    this.connections.add(conn);
+    ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));
+    ws.on('pong', () => {
+      conn.isAlive = true;
+    });
+    ws.on('close', () => this.cleanup(conn));
+    // A reset socket or a protocol violation (ws closes with 1002/1007/1009 itself) costs this
+    // connection only, never the process.
+    ws.on('error', (err) => this.log.debug('client socket error', { conn: conn.id, error: err.message }));
+  }
+
+  private dispatch(conn: ClientConnection, frame: ClientFrame): void {
+    switch (frame.type) {
+      case 'join': {
+        const current = conn.rooms.get(frame.room);
+        if (current !== undefined) {
+          if (current !== frame.user) {
+            this.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
+            return;
+          }
+          conn.send(Buffer.from(JSON.stringify({ type: 'joined', room: frame.room, user: current })));
+          return;
+        }
+        if (conn.rooms.size >= this.options.maxRoomsPerConnection) {
+          this.sendError(conn, ClientErrorCode.TooManyRooms, `at most ${this.options.maxRoomsPerConnection} rooms per connection`);
+          return;
+        }
+        conn.rooms.set(frame.room, frame.user);
+        this.rooms.join(frame.room, conn);
+        conn.send(Buffer.from(JSON.stringify({ type: 'joined', room: frame.room, user: frame.user })));
+        this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn);
+        return;
+      }
+      case 'leave': {
+        const user = conn.rooms.get(frame.room);
+        if (user === undefined) {
+          this.sendError(conn, ClientErrorCode.NotJoined, `not in room ${frame.room}`);
+          return;
+        }
+        this.leaveRoom(conn, frame.room, user);
+        conn.send(Buffer.from(JSON.stringify({ type: 'left', room: frame.room })));
+        return;
+      }
+      case 'message': {
+        const user = conn.rooms.get(frame.room);
+        if (user === undefined) {
+          this.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} before sending to it`);
+          return;
+        }
+        if (frame.user !== undefined && frame.user !== user) {
+          this.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
+          return;
+        }
+        this.broadcast(frame.room, { type: 'message', id: this.mesh.nextId(), room: frame.room, user, text: frame.text, ts: Date.now() });
+        return;
+      }
+    }
+  }
+
+  private leaveRoom(conn: ClientConnection, room: string, user: string): void {
+    conn.rooms.delete(room);
+    this.rooms.leave(room, conn);
+    this.broadcast(room, { type: 'presence', event: 'leave', room, user }, conn);
+  }
+
+  private sendError(conn: ClientConnection, code: string, message: string): void {
+    conn.send(Buffer.from(errorFrame(code, message)));
+  }
+
+  /** A room event from a peer: to local members only. */
+  private readonly deliverLocal = (room: string, payload: Buffer): void => {
+    for (const member of this.rooms.members(room)) member.send(payload);
+  };
+}

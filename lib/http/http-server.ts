@@ -1,0 +1,70 @@
+/**
+ * The HTTP face: routes plain requests (/health) and hands WebSocket upgrades to the client
+ * gateway (path /) or the mesh (path /_mesh). Timeouts and header limits are set explicitly
+ * against slow or hostile clients.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { ChatmeshOptions } from '../config.js';
+import { HttpErrorCode } from '../errors.js';
+
+export type HttpLimits = Pick<
+  ChatmeshOptions,
+  'httpHeadersTimeoutMs' | 'httpRequestTimeoutMs' | 'httpKeepAliveTimeoutMs' | 'httpMaxHeaderBytes'
+>;
+
+export interface HttpRoutes {
+  health?: () => { statusCode: number; body: unknown };
+  /** WebSocket upgrades, by path; any other path is refused with 404. */
+  upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
+}
+
+export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.Server {
+  const server = http.createServer({
+    headersTimeout: limits.httpHeadersTimeoutMs,
+    requestTimeout: limits.httpRequestTimeoutMs,
+    keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
+    maxHeaderSize: limits.httpMaxHeaderBytes,
+  });
+  server.on('request', (req, res) => handleRequest(req, res, routes));
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const handler = routes.upgrades[pathOf(req)];
+    if (!handler) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    handler(req, socket, head);
+  });
+  // A malformed request costs its own connection only.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+  return server;
+}
+
+function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRoutes): void {
+  const path = pathOf(req);
+  if (path === '/health' && routes.health) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      return sendJson(res, 405, { error: { code: HttpErrorCode.MethodNotAllowed, message: 'use GET' } }, { allow: 'GET, HEAD' });
+    }
+    const { statusCode, body } = routes.health();
+    return sendJson(res, statusCode, body);
+  }
+  sendJson(res, 404, { error: { code: HttpErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
+
+function pathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}

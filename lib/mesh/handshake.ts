@@ -1,0 +1,174 @@
+/**
+ * The peer handshake, both roles. See peer-protocol.ts for the frames.
+ *
+ * Completion is reported through a callback, synchronously from the frame that completes
+ * it, so the caller attaches its own listeners before ws can emit the next frame (ws may
+ * emit several frames from one chunk in the same tick).
+ */
+import type { WebSocket, RawData } from 'ws';
+import { CloseCode } from '../errors.js';
+import { newNonce, proofFor, proofMatches } from './auth.js';
+import {
+  PEER_PROTOCOL_VERSION,
+  decodeHandshake,
+  type AuthFrame,
+  type HelloFrame,
+  type ReadyFrame,
+  type WelcomeFrame,
+} from './peer-protocol.js';
+
+export interface HandshakeContext {
+  nodeId: string;
+  incarnation: string;
+  /** The port this node takes peer links on, told to the acceptor so it can name us. */
+  meshPort: number;
+  secret: string | undefined;
+  timeoutMs: number;
+}
+
+export interface PeerIdentity {
+  id: string;
+  incarnation: string;
+  /** The peer's own mesh port (acceptor side: from its hello). */
+  port: number;
+}
+
+export class HandshakeError extends Error {
+  constructor(
+    /** CloseCode (or a ws close code the peer sent). */
+    readonly closeCode: number,
+    message: string,
+    /** True when the peer refused us; false when we refused the peer or the transport failed. */
+    readonly byPeer: boolean,
+    /** What the peer said of itself before the failure, if anything. */
+    readonly claimed?: { id?: string; port?: number },
+  ) {
+    super(message);
+    this.name = 'HandshakeError';
+  }
+}
+
+export type HandshakeDone = (err: HandshakeError | null, peer?: PeerIdentity) => void;
+
+/** Runs the dialer's side on a socket that is connecting or open. */
+export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): void {
+  const nonce = newNonce();
+  let welcome: WelcomeFrame | null = null;
+  const session = guard(ws, ctx, done);
+
+  const sendHello = () => {
+    const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce };
+    ws.send(JSON.stringify(hello));
+  };
+  if (ws.readyState === ws.OPEN) sendHello();
+  else ws.once('open', sendHello);
+
+  session.onFrame = (text) => {
+    if (welcome === null) {
+      const w = decodeHandshake<WelcomeFrame>(text, 'welcome');
+      if (!w) return session.fail(CloseCode.HandshakeFailed, 'expected a welcome frame');
+      if (w.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${w.v}, not ${PEER_PROTOCOL_VERSION}`);
+      if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself');
+      if (ctx.secret !== undefined && !proofMatches(proofFor(ctx.secret, 'acceptor', nonce, w.id, ctx.nodeId), w.proof)) {
+        return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)', { id: w.id });
+      }
+      welcome = w;
+      const auth: AuthFrame = { t: 'auth', proof: proofFor(ctx.secret, 'dialer', w.nonce, ctx.nodeId, w.id) };
+      ws.send(JSON.stringify(auth));
+      return;
+    }
+    if (!decodeHandshake<ReadyFrame>(text, 'ready')) return session.fail(CloseCode.HandshakeFailed, 'expected a ready frame');
+    session.succeed({ id: welcome.id, incarnation: welcome.inc, port: 0 });
+  };
+}
+
+/**
+ * Runs the acceptor's side. `allowed` is false when the connection may not become a link
+ * (no secret and not from loopback): the hello is still read, so the refusal can name the peer.
+ */
+export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed: boolean, done: HandshakeDone): void {
+  const nonce = newNonce();
+  let hello: HelloFrame | null = null;
+  const session = guard(ws, ctx, done);
+
+  session.onFrame = (text) => {
+    if (hello === null) {
+      const h = decodeHandshake<HelloFrame>(text, 'hello');
+      if (!h) return session.fail(CloseCode.HandshakeFailed, 'expected a hello frame');
+      const claimed = { id: h.id, port: h.port };
+      if (h.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${h.v}, not ${PEER_PROTOCOL_VERSION}`, claimed);
+      if (h.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
+      if (!allowed) return session.fail(CloseCode.Rejected, 'MESH_SECRET is not set: only peers on loopback are accepted', claimed);
+      hello = h;
+      const welcome: WelcomeFrame = {
+        t: 'welcome',
+        v: PEER_PROTOCOL_VERSION,
+        id: ctx.nodeId,
+        inc: ctx.incarnation,
+        nonce,
+        proof: proofFor(ctx.secret, 'acceptor', h.nonce, ctx.nodeId, h.id),
+      };
+      ws.send(JSON.stringify(welcome));
+      return;
+    }
+    const auth = decodeHandshake<AuthFrame>(text, 'auth');
+    const claimed = { id: hello.id, port: hello.port };
+    if (!auth) return session.fail(CloseCode.HandshakeFailed, 'expected an auth frame', claimed);
+    if (ctx.secret !== undefined && !proofMatches(proofFor(ctx.secret, 'dialer', nonce, hello.id, ctx.nodeId), auth.proof)) {
+      return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)', claimed);
+    }
+    const ready: ReadyFrame = { t: 'ready' };
+    ws.send(JSON.stringify(ready));
+    session.succeed({ id: hello.id, incarnation: hello.inc, port: hello.port });
+  };
+}
+
+interface Session {
+  onFrame: (text: string) => void;
+  fail(code: number, message: string, claimed?: { id?: string; port?: number }): void;
+  succeed(peer: PeerIdentity): void;
+}
+
+/** The parts both roles share: the deadline, close and error handling, and exactly one outcome. */
+function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Session {
+  let finished = false;
+  let lastClaimed: { id?: string; port?: number } | undefined;
+  const finish = (err: HandshakeError | null, peer?: PeerIdentity) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    ws.off('message', onMessage);
+    ws.off('close', onClose);
+    ws.off('error', onError);
+    done(err, peer);
+  };
+  const session: Session = {
+    onFrame: () => {},
+    fail(code, message, claimed) {
+      lastClaimed = claimed ?? lastClaimed;
+      // The reason travels to the peer so its log says why; ws caps it at 123 bytes.
+      if (ws.readyState === ws.OPEN) ws.close(code, Buffer.from(message).subarray(0, 123).toString());
+      else ws.terminate();
+      finish(new HandshakeError(code, message, false, lastClaimed));
+    },
+    succeed(peer) {
+      finish(null, peer);
+    },
+  };
+  const onMessage = (data: RawData, isBinary: boolean) => {
+    if (isBinary) return session.fail(CloseCode.HandshakeFailed, 'binary frame during handshake');
+    session.onFrame(data.toString());
+  };
+  const onClose = (code: number, reason: Buffer) => {
+    finish(new HandshakeError(code, reason.toString() || `closed during handshake (${code})`, true, lastClaimed));
+  };
+  const onError = (err: Error) => {
+    ws.terminate();
+    finish(new HandshakeError(CloseCode.HandshakeFailed, err.message, false, lastClaimed));
+  };
+  const timer = setTimeout(() => session.fail(CloseCode.HandshakeFailed, 'handshake timed out'), ctx.timeoutMs);
+  ws.on('message', onMessage);
+  ws.on('close', onClose);
+  ws.on('error', onError);
+  return session;
+}

@@ -1,0 +1,130 @@
+/**
+ * The client wire protocol: JSON text frames, a tagged union on `type`.
+ * Frames are decoded and validated here, at the edge, so the rest of the code only
+ * ever sees well-formed values.
+ */
+import { ClientErrorCode } from '../errors.js';
+
+export interface JoinFrame {
+  type: 'join';
+  room: string;
+  user: string;
+}
+export interface LeaveFrame {
+  type: 'leave';
+  room: string;
+}
+export interface MessageFrame {
+  type: 'message';
+  room: string;
+  /** Optional: defaults to the name the connection joined the room with. */
+  user: string | undefined;
+  text: string;
+}
+export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame;
+
+export interface FrameLimits {
+  maxNameLength: number;
+  maxTextLength: number;
+}
+
+export type DecodeResult =
+  | { ok: true; frame: ClientFrame }
+  | { ok: false; code: ClientErrorCode; message: string };
+
+/** Keys that must never reach an object of ours, even as own properties. */
+const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
+// C0 and C1 control characters and DEL have no place in a name.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+const fail = (code: ClientErrorCode, message: string): DecodeResult => ({ ok: false, code, message });
+
+/** Parses and validates one client text frame. Never throws. */
+export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail(ClientErrorCode.BadJson, 'frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail(ClientErrorCode.InvalidFrame, 'frame must be a JSON object');
+  }
+  const obj = value as Record<string, unknown>;
+  for (const key of FORBIDDEN_KEYS) {
+    if (Object.prototype.hasOwnProperty.call(obj, key)) {
+      return fail(ClientErrorCode.InvalidField, `key "${key}" is not allowed`);
+    }
+  }
+  const type = obj.type;
+  if (typeof type !== 'string') return fail(ClientErrorCode.InvalidField, 'type must be a string');
+
+  switch (type) {
+    case 'join': {
+      const room = checkName(obj, 'room', limits);
+      if (typeof room !== 'string') return room;
+      const user = checkName(obj, 'user', limits);
+      if (typeof user !== 'string') return user;
+      return { ok: true, frame: { type, room, user } };
+    }
+    case 'leave': {
+      const room = checkName(obj, 'room', limits);
+      if (typeof room !== 'string') return room;
+      return { ok: true, frame: { type, room } };
+    }
+    case 'message': {
+      const room = checkName(obj, 'room', limits);
+      if (typeof room !== 'string') return room;
+      let user: string | undefined;
+      if (obj.user !== undefined) {
+        const checked = checkName(obj, 'user', limits);
+        if (typeof checked !== 'string') return checked;
+        user = checked;
+      }
+      const text = obj.text;
+      if (typeof text !== 'string') return fail(ClientErrorCode.InvalidField, 'text must be a string');
+      if (text.trim() === '') return fail(ClientErrorCode.InvalidField, 'text must not be empty');
+      if (text.length > limits.maxTextLength) {
+        return fail(ClientErrorCode.InvalidField, `text must be at most ${limits.maxTextLength} characters`);
+      }
+      if (!text.isWellFormed()) return fail(ClientErrorCode.InvalidField, 'text holds an unpaired surrogate');
+      return { ok: true, frame: { type, room, user, text } };
+    }
+    default:
+      return fail(ClientErrorCode.UnknownType, `unknown type ${JSON.stringify(type.slice(0, 64))}`);
+  }
+}
+
+/** A room or user name: a non-blank string, not too long, no control characters. */
+function checkName(obj: Record<string, unknown>, field: 'room' | 'user', limits: FrameLimits): string | DecodeResult {
+  const value = obj[field];
+  if (typeof value !== 'string') return fail(ClientErrorCode.InvalidField, `${field} must be a string`);
+  if (value.trim() === '') return fail(ClientErrorCode.InvalidField, `${field} must not be empty`);
+  if (value.length > limits.maxNameLength) {
+    return fail(ClientErrorCode.InvalidField, `${field} must be at most ${limits.maxNameLength} characters`);
+  }
+  if (CONTROL_CHARS.test(value)) return fail(ClientErrorCode.InvalidField, `${field} must not hold control characters`);
+  if (!value.isWellFormed()) return fail(ClientErrorCode.InvalidField, `${field} holds an unpaired surrogate`);
+  return value;
+}
+
+/** Server → client events. Encoded once per instance, whatever the number of recipients. */
+export interface MessageEvent {
+  type: 'message';
+  id: string;
+  room: string;
+  user: string;
+  text: string;
+  ts: number;
+}
+export interface PresenceEvent {
+  type: 'presence';
+  event: 'join' | 'leave';
+  room: string;
+  user: string;
+}
+export type RoomEvent = MessageEvent | PresenceEvent;
+
+export function errorFrame(code: string, message: string): string {
+  return JSON.stringify({ type: 'error', code, message });
+}
