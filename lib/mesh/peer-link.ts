@@ -56,6 +56,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     ws.on('close', this.onClose);
     ws.on('error', () => ws.terminate()); // 'close' follows and reports it
     this.timer = setInterval(this.tick, options.heartbeatMs);
+    ws.ping(String(Date.now()));
   }
 
   get isOpen(): boolean {

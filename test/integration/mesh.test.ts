@@ -1,0 +1,288 @@
+/**
+ * The mesh over real processes and real sockets on 127.0.0.1, with static peers (no multicast).
+ */
+import { expect } from 'chai';
+import { TestClient, type Frame } from '../helpers/client.js';
+import { Instance, freePort, stopAll } from '../helpers/instance.js';
+import { poll } from '../helpers/wait.js';
+
+const clients: TestClient[] = [];
+async function connect(instance: Instance): Promise<TestClient> {
+  const client = await TestClient.connect(instance.url);
+  clients.push(client);
+  return client;
+}
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await stopAll();
+});
+
+/** Starts one instance per port, each with every other port as a static peer. */
+async function fullMesh(n: number, env: Record<string, string> = {}): Promise<Instance[]> {
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const instances = await Promise.all(
+    ports.map((port) =>
+      Instance.start({
+        port,
+        env: { DISCOVERY: 'static', PEERS: ports.filter((p) => p !== port).map((p) => `ws://127.0.0.1:${p}`).join(','), ...env },
+      }),
+    ),
+  );
+  await Promise.all(instances.map((i) => i.waitForPeersUp(instances.filter((o) => o !== i).map((o) => o.nodeId), 10_000)));
+  return instances;
+}
+
+/**
+ * Every client sends `count` messages; then, once it has all of them, a marker. When every
+ * client holds every marker, every path through the mesh has been flushed (links are FIFO),
+ * so any duplicate would already have arrived.
+ */
+async function exchangeAndCount(room: string, members: TestClient[], count: number): Promise<void> {
+  const texts: string[] = [];
+  members.forEach((c, i) => {
+    for (let k = 0; k < count; k++) texts.push(`m-${i}-${k}`);
+  });
+  members.forEach((c, i) => {
+    for (let k = 0; k < count; k++) c.send({ type: 'message', room, text: `m-${i}-${k}` });
+  });
+  const hasAll = (c: TestClient, list: string[]) => list.every((t) => c.messages(room).some((f) => f.text === t));
+  await poll(() => members.every((c) => hasAll(c, texts)), { timeoutMs: 10_000, what: 'every message at every member' });
+  members.forEach((c, i) => c.send({ type: 'message', room, text: `marker-${i}` }));
+  const markers = members.map((_, i) => `marker-${i}`);
+  await poll(() => members.every((c) => hasAll(c, markers)), { timeoutMs: 10_000, what: 'every marker at every member' });
+  for (const [i, c] of members.entries()) {
+    const ids = c.messages(room).map((f) => f.id as string);
+    expect(new Set(ids).size, `client ${i} got a duplicate`).to.equal(ids.length);
+    const ours = c.messages(room).filter((f) => texts.includes(f.text as string) || markers.includes(f.text as string));
+    expect(ours.length, `client ${i} message count`).to.equal(texts.length + markers.length);
+  }
+}
+
+describe('mesh: two instances, static peers', () => {
+  it('links exactly once when both dial each other, and a message reaches both clients once', async () => {
+    const [a, b] = await fullMesh(2);
+    for (const [self, other] of [[a, b], [b, a]] as const) {
+      const { body } = await self.health();
+      expect(body.peers, `peers of ${self.port}`).to.have.length(1);
+      expect(body.peers[0]).to.include({ id: other.nodeId, state: 'up', address: `ws://127.0.0.1:${other.port}` });
+    }
+    // The first ping goes out as the link comes up, so a round-trip time is known at once.
+    await poll(async () => typeof (await a.health()).body.peers[0].rttMs === 'number', { what: 'an rtt' });
+    // One link: the direction A sees is the opposite of what B sees.
+    const [pa] = (await a.health()).body.peers;
+    const [pb] = (await b.health()).body.peers;
+    expect([pa.direction, pb.direction].sort()).to.deep.equal(['in', 'out']);
+
+    const alice = await connect(a);
+    const bob = await connect(b);
+    await alice.join('lobby', 'alice');
+    await bob.join('lobby', 'bob');
+    await alice.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'bob');
+    const echo = await alice.say('lobby', 'hello!');
+    const atBob = await bob.waitFor((f) => f.type === 'message' && f.text === 'hello!');
+    expect(atBob).to.deep.equal(echo);
+    expect(atBob).to.include({ room: 'lobby', user: 'alice' });
+    await exchangeAndCount('lobby', [alice, bob], 20);
+  });
+
+  it('carries presence across instances, including the leave of a closed connection', async () => {
+    const [a, b] = await fullMesh(2);
+    const alice = await connect(a);
+    const bob = await connect(b);
+    await alice.join('r', 'alice');
+    await bob.join('r', 'bob');
+    await alice.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'bob');
+    await bob.request({ type: 'leave', room: 'r' }, (f) => f.type === 'left');
+    await alice.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bob');
+    await bob.join('r', 'bob');
+    await bob.close();
+    const leaves = () => alice.frames.filter((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bob');
+    await poll(() => leaves().length === 2, { what: 'presence leave after bob disconnects' });
+  });
+});
+
+describe('mesh: three instances, full mesh', () => {
+  it('delivers every message exactly once to every member on every instance', async () => {
+    const nodes = await fullMesh(3);
+    const members: TestClient[] = [];
+    for (const [i, node] of nodes.entries()) {
+      for (let k = 0; k < 2; k++) {
+        const c = await connect(node);
+        await c.join('general', `u${i}-${k}`);
+        members.push(c);
+      }
+    }
+    await exchangeAndCount('general', members, 10);
+  });
+
+  it('keeps rooms apart: a member of another room gets nothing', async () => {
+    const [a, b, c] = await fullMesh(3);
+    const inA = await connect(a);
+    const inB = await connect(b);
+    const other = await connect(c);
+    await inA.join('one', 'x');
+    await inB.join('one', 'y');
+    await other.join('two', 'z');
+    await inA.say('one', 'for room one');
+    await inB.waitFor((f) => f.text === 'for room one');
+    // Positive control on the same connection: its own message comes back, and nothing of room one came before.
+    await other.say('two', 'control');
+    expect(other.frames.filter((f) => f.room === 'one')).to.deep.equal([]);
+  });
+});
+
+describe('mesh: line topology A–B–C and the hop limit', () => {
+  async function line(hops?: number): Promise<[Instance, Instance, Instance]> {
+    const [pa, pb, pc] = await Promise.all([freePort(), freePort(), freePort()]);
+    const extra = hops ? { MESH_HOPS: String(hops) } : {};
+    // B knows nobody: A and C dial it. A and C never learn of each other.
+    const b = await Instance.start({ port: pb, env: { DISCOVERY: 'off', ...extra } });
+    const a = await Instance.start({ port: pa, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pb}`, ...extra } });
+    const c = await Instance.start({ port: pc, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pb}`, ...extra } });
+    await b.waitForPeersUp([a.nodeId, c.nodeId]);
+    await a.waitForPeersUp([b.nodeId]);
+    await c.waitForPeersUp([b.nodeId]);
+    expect((await a.health()).body.peers.map((p) => p.id)).to.deep.equal([b.nodeId]);
+    expect((await c.health()).body.peers.map((p) => p.id)).to.deep.equal([b.nodeId]);
+    return [a, b, c];
+  }
+
+  it('delivers A → C through B, exactly once, with the default hop limit', async () => {
+    const [a, b, c] = await line();
+    const ca = await connect(a);
+    const cb = await connect(b);
+    const cc = await connect(c);
+    await ca.join('line', 'a');
+    await cb.join('line', 'b');
+    await cc.join('line', 'c');
+    await exchangeAndCount('line', [ca, cb, cc], 5);
+  });
+
+  it('does not reach C with a hop limit of 1', async () => {
+    const [a, b, c] = await line(1);
+    const ca = await connect(a);
+    const cb = await connect(b);
+    const cc = await connect(c);
+    await ca.join('line', 'a');
+    await cb.join('line', 'b');
+    await cc.join('line', 'c');
+    await ca.say('line', 'from A');
+    await cb.waitFor((f: Frame) => f.text === 'from A');
+    // B → C is one link and FIFO: had B forwarded "from A", C would get it before B's own message.
+    await cb.say('line', 'from B');
+    await cc.waitFor((f) => f.text === 'from B');
+    expect(cc.messages('line').map((f) => f.text)).to.deep.equal(['from B']);
+    // And the other direction, to be sure the limit is symmetric.
+    await cc.say('line', 'from C');
+    await cb.waitFor((f) => f.text === 'from C');
+    await cb.say('line', 'from B again');
+    await ca.waitFor((f) => f.text === 'from B again');
+    expect(ca.messages('line').map((f) => f.text)).to.deep.equal(['from A', 'from B', 'from B again']);
+  });
+});
+
+describe('mesh: failures', () => {
+  it('shows a kill -9 peer down within 5 s, keeps serving, and relinks a restart within 5 s', async () => {
+    const [a, b, c] = await fullMesh(3);
+    const oldId = c.nodeId;
+    const killedAt = Date.now();
+    await c.kill('SIGKILL');
+    for (const survivor of [a, b]) {
+      await survivor.waitForPeer((p) => p.id === oldId && p.state === 'down', 5000, 'the killed peer down');
+    }
+    expect(Date.now() - killedAt).to.be.below(5000);
+    const ca = await connect(a);
+    const cb = await connect(b);
+    await ca.join('room', 'a');
+    await cb.join('room', 'b');
+    await ca.say('room', 'still here');
+    await cb.waitFor((f) => f.text === 'still here');
+
+    const restarted = await Instance.start({ port: c.port, env: c.options.env });
+    const startedAt = Date.now();
+    expect(restarted.nodeId).to.not.equal(oldId);
+    await a.waitForPeersUp([restarted.nodeId], 5000);
+    await b.waitForPeersUp([restarted.nodeId], 5000);
+    expect(Date.now() - startedAt).to.be.below(5000);
+    // The new node replaced the old one at that address: one row, the new id.
+    const rows = (await a.health()).body.peers.filter((p) => p.address === `ws://127.0.0.1:${c.port}`);
+    expect(rows.map((p) => [p.id, p.state])).to.deep.equal([[restarted.nodeId, 'up']]);
+    const cc = await connect(restarted);
+    await cc.join('room', 'c');
+    await cc.say('room', 'back again');
+    await ca.waitFor((f) => f.text === 'back again');
+    await cb.waitFor((f) => f.text === 'back again');
+  });
+
+  it('marks a hung (SIGSTOP) peer down by heartbeat, and relinks after SIGCONT', async () => {
+    const env = { PEER_HEARTBEAT_MS: '250', PEER_TIMEOUT_MS: '1500' };
+    const [a, b] = await fullMesh(2, env);
+    b.signal('SIGSTOP');
+    const stoppedAt = Date.now();
+    // TCP stays up: only the application heartbeat can notice.
+    await a.waitForPeer((p) => p.id === b.nodeId && p.state === 'down', 5000, 'the hung peer down');
+    expect(Date.now() - stoppedAt).to.be.at.least(1000);
+    b.signal('SIGCONT');
+    await a.waitForPeersUp([b.nodeId], 8000);
+    await b.waitForPeersUp([a.nodeId], 8000);
+    const ca = await connect(a);
+    const cb = await connect(b);
+    await ca.join('r', 'a');
+    await cb.join('r', 'b');
+    await cb.say('r', 'awake');
+    await ca.waitFor((f) => f.text === 'awake');
+  });
+
+  it('links ten nodes started at once with exactly one link per pair', async function () {
+    this.timeout(60_000);
+    const nodes = await fullMesh(10);
+    const ids = new Map(nodes.map((n) => [n.nodeId, n]));
+    const views = await Promise.all(nodes.map(async (n) => ({ n, peers: (await n.health()).body.peers })));
+    for (const { n, peers } of views) {
+      expect(peers, `peers of ${n.port}`).to.have.length(9);
+      expect(new Set(peers.map((p) => p.id)).size).to.equal(9);
+      for (const p of peers) {
+        expect(p.state).to.equal('up');
+        // The other side holds the same single link, seen from the other end.
+        const back = views.find((v) => v.n === ids.get(p.id!))!.peers.find((q) => q.id === n.nodeId)!;
+        expect([p.direction, back.direction].sort(), `link ${n.nodeId}–${p.id}`).to.deep.equal(['in', 'out']);
+      }
+    }
+  });
+});
+
+describe('mesh: authentication', () => {
+  it('links peers that share MESH_SECRET', async () => {
+    const [a, b] = await fullMesh(2, { MESH_SECRET: 'correct horse battery' });
+    const ca = await connect(a);
+    const cb = await connect(b);
+    await ca.join('s', 'a');
+    await cb.join('s', 'b');
+    await ca.say('s', 'secret hello');
+    await cb.waitFor((f) => f.text === 'secret hello');
+  });
+
+  it('refuses a peer with the wrong secret, shows it rejected, and retries slowly', async () => {
+    const [pa, pb] = await Promise.all([freePort(), freePort()]);
+    const common = { DISCOVERY: 'static', PEER_REJECTED_RETRY_MS: '400' };
+    const a = await Instance.start({ port: pa, env: { ...common, MESH_SECRET: 'secret-number-one', PEERS: `ws://127.0.0.1:${pb}` } });
+    const b = await Instance.start({ port: pb, env: { ...common, MESH_SECRET: 'secret-number-two', PEERS: `ws://127.0.0.1:${pa}` } });
+    await a.waitForPeer((p) => p.state === 'rejected', 5000, 'a rejected peer');
+    await b.waitForPeer((p) => p.state === 'rejected', 5000, 'a rejected peer');
+    const refusals = () => a.logs.filter((l) => l.msg === 'peer refused the link');
+    await poll(() => refusals().length >= 3, { timeoutMs: 5000, what: 'three refusals' });
+    const times = refusals().map((l) => Date.parse(l.time as string));
+    for (let i = 1; i < 3; i++) expect(times[i] - times[i - 1], 'retry spacing').to.be.at.least(350);
+    for (const n of [a, b]) expect((await n.health()).body.peers.some((p) => p.state === 'up')).to.equal(false);
+    expect(a.alive && b.alive).to.equal(true);
+  });
+
+  it('refuses a peer without a secret when this node has one', async () => {
+    const [pa, pb] = await Promise.all([freePort(), freePort()]);
+    const a = await Instance.start({ port: pa, env: { DISCOVERY: 'off', MESH_SECRET: 'only-with-secret' } });
+    const b = await Instance.start({ port: pb, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}` } });
+    await b.waitForPeer((p) => p.state === 'rejected', 5000, 'the peer refusing us');
+    await a.waitForPeer((p) => p.state === 'rejected' && p.id === b.nodeId, 5000, 'the refused peer');
+  });
+});
