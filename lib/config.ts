@@ -70,6 +70,20 @@ export interface ChatmeshOptions {
   httpKeepAliveTimeoutMs: number;
   /** HTTP: header size limit. `HTTP_MAX_HEADER_BYTES`. @default 16384 */
   httpMaxHeaderBytes: number;
+  /** A conversation with no write for this long is removed everywhere. `CONVERSATION_TTL_MS`. @default 24 h */
+  conversationTtlMs: number;
+  /** Messages kept per conversation, oldest dropped first. `MAX_MESSAGES_PER_CONVERSATION`. @default 1000 */
+  maxMessagesPerConversation: number;
+  /** Conversations kept, least recently active evicted first. `MAX_CONVERSATIONS`. @default 10000 */
+  maxConversations: number;
+  /** How long a deleted message's tombstone is kept. `TOMBSTONE_TTL_MS`. @default 24 h */
+  tombstoneTtlMs: number;
+  /** Longest a REST write waits for peers to acknowledge it. `REPLICATION_ACK_TIMEOUT_MS`. @default 1000 */
+  replicationAckTimeoutMs: number;
+  /** Largest REST request body. `MAX_BODY_BYTES`. @default 65536 */
+  maxBodyBytes: number;
+  /** Messages of history in the `joined` reply. `HISTORY_ON_JOIN`. @default 50 */
+  historyOnJoin: number;
   /** `LOG_LEVEL`. @default 'info' */
   logLevel: LogLevel;
 }
@@ -106,6 +120,13 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   httpRequestTimeoutMs: 30_000,
   httpKeepAliveTimeoutMs: 5000,
   httpMaxHeaderBytes: 16 * 1024,
+  conversationTtlMs: 24 * 60 * 60 * 1000,
+  maxMessagesPerConversation: 1000,
+  maxConversations: 10_000,
+  tombstoneTtlMs: 24 * 60 * 60 * 1000,
+  replicationAckTimeoutMs: 1000,
+  maxBodyBytes: 64 * 1024,
+  historyOnJoin: 50,
   logLevel: 'info',
 });
 
@@ -119,6 +140,16 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** Options that must be whole numbers ≥ 1 (limits, sizes and durations). */
+const POSITIVE_INTEGERS = [
+  'maxPayloadBytes', 'maxPeerPayloadBytes', 'maxTextLength', 'maxNameLength', 'maxRoomsPerConnection',
+  'pingIntervalMs', 'peerHeartbeatMs', 'peerTimeoutMs', 'peerHandshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs',
+  'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'shutdownTimeoutMs',
+  'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
+  'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations', 'tombstoneTtlMs',
+  'replicationAckTimeoutMs', 'maxBodyBytes',
+] as const;
 
 /** Merges options over the defaults and checks them; throws ConfigError (naming the option) on a bad value. */
 export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOptions {
@@ -136,6 +167,10 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.hopLimit < 1 || merged.hopLimit > MAX_HOP_LIMIT || !Number.isInteger(merged.hopLimit)) {
     throw new ConfigError('hopLimit', `must be an integer from 1 to ${MAX_HOP_LIMIT}`);
   }
+  for (const key of POSITIVE_INTEGERS) {
+    if (!Number.isSafeInteger(merged[key]) || merged[key] < 1) throw new ConfigError(key, 'must be a whole number of at least 1');
+  }
+  if (!Number.isSafeInteger(merged.historyOnJoin) || merged.historyOnJoin < 0) throw new ConfigError('historyOnJoin', 'must be a whole number');
   if (merged.peerTimeoutMs <= merged.peerHeartbeatMs) {
     throw new ConfigError('peerTimeoutMs', 'must be longer than peerHeartbeatMs');
   }
@@ -168,9 +203,11 @@ export function normalizePeerUrl(raw: string, variable: string): string {
   if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
     throw new ConfigError(variable, `${JSON.stringify(raw)} must use ws:// or wss://`);
   }
-  if (!url.port) throw new ConfigError(variable, `${JSON.stringify(raw)} has no port`);
+  // URL reports a scheme's default port (ws :80, wss :443) as '', even when written out.
+  const port = url.port || /:(\d{1,5})\/?$/.exec(withScheme)?.[1];
+  if (!port) throw new ConfigError(variable, `${JSON.stringify(raw)} has no port`);
   const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname;
-  return `${url.protocol}//${host}:${url.port}`;
+  return `${url.protocol}//${host}:${port}`;
 }
 
 /** The environment variable behind each option that can be set from the environment. */
@@ -205,6 +242,13 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string']> = {
   HTTP_REQUEST_TIMEOUT_MS: ['httpRequestTimeoutMs', 'int'],
   HTTP_KEEP_ALIVE_TIMEOUT_MS: ['httpKeepAliveTimeoutMs', 'int'],
   HTTP_MAX_HEADER_BYTES: ['httpMaxHeaderBytes', 'int'],
+  CONVERSATION_TTL_MS: ['conversationTtlMs', 'int'],
+  MAX_MESSAGES_PER_CONVERSATION: ['maxMessagesPerConversation', 'int'],
+  MAX_CONVERSATIONS: ['maxConversations', 'int'],
+  TOMBSTONE_TTL_MS: ['tombstoneTtlMs', 'int'],
+  REPLICATION_ACK_TIMEOUT_MS: ['replicationAckTimeoutMs', 'int'],
+  MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
+  HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
   LOG_LEVEL: ['logLevel', 'string'],
 };
 

@@ -42,8 +42,15 @@ export const CloseCode = {
   SlowPeer: 4013,
 } as const;
 
-/** Codes for errors in HTTP responses. */
-export const HttpErrorCode = {
+/** Codes for errors in HTTP responses: `{"error":{"code","message"}}`. */
+export const ApiErrorCode = {
   NotFound: 'not_found',
   MethodNotAllowed: 'method_not_allowed',
+  BadJson: 'bad_json',
+  InvalidField: 'invalid_field',
+  UnsupportedMediaType: 'unsupported_media_type',
+  PayloadTooLarge: 'payload_too_large',
+  OutsideHistory: 'outside_history',
+  Internal: 'internal',
 } as const;
+export const HttpErrorCode = ApiErrorCode;

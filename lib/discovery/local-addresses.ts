@@ -24,5 +24,10 @@ export function isLocalHost(host: string, local: Set<string> = localAddresses())
 export function preferLoopback(address: string, local: Set<string> = localAddresses()): string {
   const url = new URL(address);
   if (!isLocalHost(url.hostname, local)) return address;
-  return `${url.protocol}//127.0.0.1:${url.port}`;
+  return `${url.protocol}//127.0.0.1:${portOf(url)}`;
+}
+
+/** The port of a ws:// or wss:// URL, the scheme's default included (URL gives '' for it). */
+export function portOf(url: URL): number {
+  return Number(url.port || (url.protocol === 'wss:' ? 443 : 80));
 }

@@ -3,7 +3,7 @@
  * it (the same list is often deployed to every node), is skipped.
  */
 import type { DiscoverySink, PeerSource } from './peer-source.js';
-import { isLocalHost, preferLoopback } from './local-addresses.js';
+import { isLocalHost, portOf, preferLoopback } from './local-addresses.js';
 
 export class StaticDiscovery implements PeerSource {
   readonly name = 'static';
@@ -16,7 +16,7 @@ export class StaticDiscovery implements PeerSource {
   start(sink: DiscoverySink): void {
     for (const peer of this.peers) {
       const url = new URL(peer);
-      if (isLocalHost(url.hostname) && Number(url.port) === this.ownMeshPort) continue;
+      if (isLocalHost(url.hostname) && portOf(url) === this.ownMeshPort) continue;
       sink.add(preferLoopback(peer), this.name);
     }
   }

@@ -19,7 +19,7 @@ import { isLoopback } from './auth.js';
 import { Backoff } from './backoff.js';
 import { HandshakeError, acceptorHandshake, dialerHandshake, type HandshakeContext, type PeerIdentity } from './handshake.js';
 import { PeerLink } from './peer-link.js';
-import { MESH_PATH, MESH_SUBPROTOCOL, decodeEnvelope, encodeEnvelopeHeader, type RoomEventHeader } from './peer-protocol.js';
+import { MESH_PATH, MESH_SUBPROTOCOL, decodeEnvelope, encodeEnvelopeHeader, type EnvelopeHeader, type FloodHeader } from './peer-protocol.js';
 import { SeenCache } from './seen-cache.js';
 
 export interface MeshOptions {
@@ -72,6 +72,10 @@ interface PeerEntry {
 interface MeshEvents {
   /** A room event to deliver to local members, once per event id. */
   room: [room: string, payload: Buffer];
+  /** A store write from a peer, once per write id; acknowledged after the handlers ran. */
+  write: [room: string, payload: Buffer];
+  /** A catch-up frame from one peer (link-local, never forwarded). */
+  sync: [peerId: string, payload: Buffer];
   'peer-up': [id: string];
   'peer-down': [id: string];
 }
@@ -86,6 +90,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly newId = hyperid({ urlSafe: true });
   private readonly handshake: HandshakeContext;
   private readonly wss: WebSocketServer;
+  /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
+  private readonly pendingAcks = new Map<string, { waiting: Set<PeerLink>; done: () => void }>();
   private closed = false;
 
   constructor(
@@ -180,11 +186,45 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * clients receive it; it is not parsed again anywhere in the mesh.
    */
   publish(room: string, id: string, payload: Buffer): void {
+    this.flood('room', room, id, payload);
+  }
+
+  /**
+   * Sends a store write, born on this node, to every peer. Resolves once every peer linked
+   * now has acknowledged it, or after `timeoutMs`, with how many did; never rejects.
+   */
+  publishWrite(room: string, id: string, payload: Buffer, timeoutMs: number): Promise<{ acked: number; expected: number }> {
+    const links = this.flood('w', room, id, payload);
+    const expected = links.length;
+    if (expected === 0) return Promise.resolve({ acked: 0, expected });
+    return new Promise((resolve) => {
+      const waiting = new Set(links);
+      const done = () => {
+        clearTimeout(timer);
+        this.pendingAcks.delete(id);
+        resolve({ acked: expected - waiting.size, expected });
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.pendingAcks.set(id, { waiting, done });
+    });
+  }
+
+  /** Sends a catch-up frame to one peer. */
+  sendSync(peerId: string, payload: Buffer): boolean {
+    const link = this.linksById.get(peerId);
+    if (!link) return false;
+    link.send(Buffer.concat([encodeEnvelopeHeader({ t: 'sync' }), payload]));
+    return true;
+  }
+
+  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer): PeerLink[] {
     this.seen.add(id);
-    if (this.linksById.size === 0) return;
-    const header: RoomEventHeader = { t: 'room', id, o: this.options.nodeId, h: this.options.hopLimit, r: room };
+    if (this.linksById.size === 0) return [];
+    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
-    for (const link of this.linksById.values()) link.send(frame);
+    const links = [...this.linksById.values()];
+    for (const link of links) link.send(frame);
+    return links;
   }
 
   /** The peer table for /health. */
@@ -222,6 +262,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       link.close(CloseCode.GoingAway, 'node shutting down');
     }
     this.linksById.clear();
+    for (const pending of [...this.pendingAcks.values()]) pending.done();
     this.wss.close();
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
     await Promise.race([Promise.all(waits).then(() => undefined), deadline]);
@@ -370,12 +411,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.setState(entry, 'up', undefined);
     this.linksById.set(peer.id, link);
     // A link that replaced a duplicate or an older incarnation is not news: the peer was up.
-    if (existing) {
-      this.log.debug('peer link replaced', { peer: peer.id, address, direction });
-    } else {
-      this.log.info('peer up', { peer: peer.id, address, direction });
-      this.emit('peer-up', peer.id);
-    }
+    if (existing) this.log.debug('peer link replaced', { peer: peer.id, address, direction });
+    else this.log.info('peer up', { peer: peer.id, address, direction });
+    // Every new active link is announced, replacements included: catch-up runs on each, so
+    // nothing sent on a link that lost a tie or belonged to an old incarnation is missed.
+    this.emit('peer-up', peer.id);
   }
 
   /** Forgets a link as the active one (its close, when it comes, then changes nothing). */
@@ -389,6 +429,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     const wasActive = this.linksById.get(link.id) === link;
     const entry = this.entries.get(link.address);
     this.detach(link);
+    // A peer that is gone will not acknowledge: stop waiting for it (catch-up repairs it later).
+    for (const pending of [...this.pendingAcks.values()]) {
+      if (pending.waiting.delete(link) && pending.waiting.size === 0) pending.done();
+    }
     if (this.closed || !wasActive) return;
     this.log.warn('peer down', { peer: link.id, address: link.address, code, reason });
     this.emit('peer-down', link.id);
@@ -413,14 +457,46 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return;
     }
     const { header, payload } = envelope;
-    if (header.o === this.options.nodeId || !this.seen.add(header.id)) return;
-    this.emit('room', header.r, payload);
+    switch (header.t) {
+      case 'ack': {
+        const pending = this.pendingAcks.get(header.id);
+        if (pending && pending.waiting.delete(from) && pending.waiting.size === 0) pending.done();
+        return;
+      }
+      case 'sync':
+        this.emit('sync', from.id, payload);
+        return;
+      case 'room':
+      case 'w':
+        this.onFlood(from, header, payload);
+    }
+  }
+
+  private onFlood(from: PeerLink, header: FloodHeader, payload: Buffer): void {
+    const fromOrigin = from.id === header.o;
+    if (header.o === this.options.nodeId) return;
+    if (!this.seen.add(header.id)) {
+      // Already applied (it came another way first), but the origin still waits for our ack.
+      if (header.t === 'w' && fromOrigin) this.sendAck(from, header.id);
+      return;
+    }
+    if (header.t === 'w') {
+      this.emit('write', header.r, payload);
+      if (fromOrigin) this.sendAck(from, header.id);
+    } else {
+      this.emit('room', header.r, payload);
+    }
     const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
     if (hopsLeft <= 0 || this.linksById.size < 2) return;
     const frame = Buffer.concat([encodeEnvelopeHeader({ ...header, h: hopsLeft }), payload]);
     for (const link of this.linksById.values()) {
       if (link !== from && link.id !== header.o) link.send(frame);
     }
+  }
+
+  private sendAck(link: PeerLink, id: string): void {
+    const header: EnvelopeHeader = { t: 'ack', id };
+    link.send(encodeEnvelopeHeader(header));
   }
 
   private setState(entry: PeerEntry, state: PeerState, reason: string | undefined): void {

@@ -40,19 +40,38 @@ export interface ReadyFrame {
   t: 'ready';
 }
 
-/** Envelope header of a room event: id (dedupe), origin node, hops left, room. */
-export interface RoomEventHeader {
-  t: 'room';
+/**
+ * Envelope headers after the handshake:
+ * - `room`: a live room event (presence), flooded with dedupe and hops;
+ * - `w`: a replicated store write (also delivered live), flooded like `room`, and
+ *   acknowledged with `ack` by every peer that got it straight from its origin;
+ * - `ack`: that acknowledgement;
+ * - `sync`: catch-up between the two ends of one link, never forwarded.
+ */
+export interface FloodHeader {
+  t: 'room' | 'w';
+  /** Event id, for dedupe. */
   id: string;
+  /** Origin node. */
   o: string;
+  /** Hops left. */
   h: number;
+  /** Room. */
   r: string;
 }
-export type EnvelopeHeader = RoomEventHeader;
+export interface AckHeader {
+  t: 'ack';
+  id: string;
+}
+export interface SyncHeader {
+  t: 'sync';
+}
+export type EnvelopeHeader = FloodHeader | AckHeader | SyncHeader;
+export type RoomEventHeader = FloodHeader;
 
 export interface Envelope {
   header: EnvelopeHeader;
-  /** The client frame, untouched: a view into the received buffer, not a copy. */
+  /** The payload, untouched: a view into the received buffer, not a copy. */
   payload: Buffer;
 }
 
@@ -76,12 +95,23 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
   }
   if (typeof header !== 'object' || header === null) return null;
   const h = header as Record<string, unknown>;
-  if (h.t !== 'room') return null;
-  if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
-  if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
-  if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;
-  if (typeof h.r !== 'string' || h.r.length === 0) return null;
-  return { header: { t: 'room', id: h.id, o: h.o, h: h.h, r: h.r }, payload: frame.subarray(newline + 1) };
+  const payload = frame.subarray(newline + 1);
+  switch (h.t) {
+    case 'room':
+    case 'w':
+      if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
+      if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
+      if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;
+      if (typeof h.r !== 'string' || h.r.length === 0) return null;
+      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r }, payload };
+    case 'ack':
+      if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
+      return { header: { t: 'ack', id: h.id }, payload };
+    case 'sync':
+      return { header: { t: 'sync' }, payload };
+    default:
+      return null;
+  }
 }
 
 /** Parses a handshake frame of the expected kind; null if it is anything else. */

@@ -1,0 +1,308 @@
+/**
+ * The one store for rooms and conversations: a conversation id is a room name.
+ *
+ * Every change is a write (created, message, deleted) that can be applied on any node, any
+ * number of times, in any order, with the same result: messages are keyed by id, deletes
+ * are tombstones that win over the message, and bounds (messages per conversation,
+ * conversations, TTL) are decided from the data alone, so nodes holding the same writes
+ * hold the same state. That is what lets the mesh replicate it without a leader.
+ *
+ * Knows nothing of sockets or the mesh.
+ */
+import { createHash } from 'node:crypto';
+import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
+import { writeId, type StoreWrite } from './store-write.js';
+
+export type { StoreWrite } from './store-write.js';
+
+export interface StoredMessage {
+  id: string;
+  sender: string;
+  content: string;
+  /** Milliseconds since the epoch; the history is ordered by (timestamp, id). */
+  timestamp: number;
+}
+
+export type ApplyResult = 'applied' | 'duplicate' | 'ignored';
+
+export interface StoreOptions {
+  /** A conversation with no write for this long is removed. */
+  conversationTtlMs: number;
+  /** Messages kept per conversation; the oldest (by timestamp, id) go first. */
+  maxMessagesPerConversation: number;
+  /** Conversations kept; the least recently active go first. */
+  maxConversations: number;
+  /** How long a delete is remembered (so a late copy of the message cannot bring it back). */
+  tombstoneTtlMs: number;
+}
+
+/** One line of a catch-up summary: enough to tell whether two nodes hold the same conversation. */
+export interface SummaryEntry {
+  c: string;
+  /** XOR of a hash of every message id and tombstone: equal sets give equal digests. */
+  d: string;
+  /** Last activity, ms. */
+  a: number;
+}
+
+/**
+ * A message, or the place of a deleted one. Deleted messages keep their place in the window
+ * of the newest `maxMessagesPerConversation`, so which messages are kept does not depend on
+ * whether a delete arrived before or after a newer message pushed an old one out.
+ */
+interface Entry extends StoredMessage {
+  deleted: boolean;
+}
+
+interface Conversation {
+  id: string;
+  createdId: string;
+  lastActivity: number;
+  /** Sorted by (timestamp, id), deleted placeholders included. */
+  messages: Entry[];
+  byId: Map<string, Entry>;
+  /** message id → wall time of the delete. */
+  tombstones: Map<string, number>;
+  digest: bigint;
+}
+
+export class ConversationStore {
+  private readonly conversations = new Map<string, Conversation>();
+
+  constructor(
+    private readonly options: StoreOptions,
+    private readonly nodeId: string,
+    readonly clock: HybridClock = new HybridClock(),
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** A fresh id that sorts after everything this node has issued or seen. */
+  nextId(): string {
+    return timestampId(this.clock.tick(), this.nodeId);
+  }
+
+  /** A fresh id and the wall time inside it (a message's default timestamp). */
+  nextStamp(): { id: string; wall: number } {
+    const ts = this.clock.tick();
+    return { id: timestampId(ts, this.nodeId), wall: ts.wall };
+  }
+
+  has(room: string): boolean {
+    return this.live(room) !== null;
+  }
+
+  /** The history of a conversation in order, or null if there is no such conversation. */
+  history(room: string): StoredMessage[] | null {
+    const conv = this.live(room);
+    return conv ? conv.messages.filter((m) => !m.deleted).map(publicMessage) : null;
+  }
+
+  /** The last `n` messages of a conversation (empty if none). */
+  recent(room: string, n: number): StoredMessage[] {
+    const conv = this.live(room);
+    if (!conv) return [];
+    const out: StoredMessage[] = [];
+    for (let i = conv.messages.length - 1; i >= 0 && out.length < n; i--) {
+      if (!conv.messages[i].deleted) out.push(publicMessage(conv.messages[i]));
+    }
+    return out.reverse();
+  }
+
+  hasMessage(room: string, messageId: string): boolean {
+    const entry = this.live(room)?.byId.get(messageId);
+    return entry !== undefined && !entry.deleted;
+  }
+
+  /** Applies a write, from this node or any other. Idempotent and order-independent. */
+  apply(write: StoreWrite): ApplyResult {
+    const id = writeId(write);
+    const ts = parseTimestampId(id);
+    if (!ts) return 'ignored';
+    this.clock.observe(ts);
+    if (this.now() - ts.wall > this.options.conversationTtlMs && !this.live(write.room)) {
+      // A write older than the TTL for a conversation we do not hold: it expired (or would
+      // at once). Never bring it back.
+      return 'ignored';
+    }
+    const existed = this.live(write.room) !== null;
+    const conv = this.getOrCreate(write.room, id, ts.wall);
+    switch (write.type) {
+      case 'created':
+        if (!existed) return 'applied';
+        if (id >= conv.createdId) return 'duplicate';
+        conv.createdId = id;
+        return 'applied';
+      case 'message':
+        return this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false }, ts.wall);
+      case 'deleted':
+        return this.addTombstone(conv, write.id, ts.wall);
+    }
+  }
+
+  /** Removes expired conversations and old tombstones; returns the ids of removed conversations. */
+  sweep(): string[] {
+    const now = this.now();
+    const removed: string[] = [];
+    for (const conv of this.conversations.values()) {
+      if (now - conv.lastActivity > this.options.conversationTtlMs) {
+        this.conversations.delete(conv.id);
+        removed.push(conv.id);
+        continue;
+      }
+      for (const [id, at] of conv.tombstones) {
+        if (now - at > this.options.tombstoneTtlMs) {
+          conv.tombstones.delete(id);
+          conv.digest ^= hash64('t:' + id);
+        }
+      }
+    }
+    return removed;
+  }
+
+  /** One entry per live conversation, for catch-up. */
+  summary(): SummaryEntry[] {
+    const out: SummaryEntry[] = [];
+    for (const conv of this.conversations.values()) {
+      if (this.isExpired(conv)) continue;
+      out.push({ c: conv.id, d: conv.digest.toString(16), a: conv.lastActivity });
+    }
+    return out;
+  }
+
+  /** Digest of one conversation ('' if we do not hold it). */
+  digestOf(room: string): string {
+    const conv = this.live(room);
+    return conv ? conv.digest.toString(16) : '';
+  }
+
+  /** Ids of every message and tombstone (prefixed `t:`) we hold for a conversation. */
+  idsOf(room: string): string[] {
+    const conv = this.live(room);
+    if (!conv) return [];
+    return [...conv.byId.keys(), ...[...conv.tombstones.keys()].map((id) => 't:' + id)];
+  }
+
+  /** The writes a peer holding `theirIds` (as from idsOf) lacks for this conversation. */
+  writesMissingFrom(room: string, theirIds: ReadonlySet<string>): StoreWrite[] {
+    const conv = this.live(room);
+    if (!conv) return [];
+    const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId }];
+    for (const [id, at] of conv.tombstones) {
+      if (!theirIds.has('t:' + id)) out.push({ type: 'deleted', room, id, at: timestampId({ wall: at, counter: 0 }, this.nodeId) });
+    }
+    // Deleted placeholders too: the peer needs their place in the window, not their text.
+    for (const m of conv.messages) if (!theirIds.has(m.id)) out.push(messageWrite(room, m));
+    return out;
+  }
+
+  stats(): { conversations: number; messages: number; tombstones: number } {
+    let messages = 0;
+    let tombstones = 0;
+    for (const conv of this.conversations.values()) {
+      messages += conv.byId.size;
+      tombstones += conv.tombstones.size;
+    }
+    return { conversations: this.conversations.size, messages, tombstones };
+  }
+
+  private live(room: string): Conversation | null {
+    const conv = this.conversations.get(room);
+    return conv && !this.isExpired(conv) ? conv : null;
+  }
+
+  private isExpired(conv: Conversation): boolean {
+    return this.now() - conv.lastActivity > this.options.conversationTtlMs;
+  }
+
+  private getOrCreate(room: string, createdId: string, wall: number): Conversation {
+    let conv = this.conversations.get(room);
+    if (conv && this.isExpired(conv)) {
+      this.conversations.delete(room);
+      conv = undefined;
+    }
+    if (!conv) {
+      if (this.conversations.size >= this.options.maxConversations) this.evictLeastRecentlyActive();
+      conv = { id: room, createdId, lastActivity: wall, messages: [], byId: new Map(), tombstones: new Map(), digest: 0n };
+      this.conversations.set(room, conv);
+    }
+    if (wall > conv.lastActivity) conv.lastActivity = wall;
+    return conv;
+  }
+
+  private addMessage(conv: Conversation, message: Entry, wall: number): ApplyResult {
+    if (conv.byId.has(message.id)) return 'duplicate';
+    if (conv.tombstones.has(message.id)) {
+      // Deleted before it arrived: it takes its place, as deleted.
+      message.deleted = true;
+      message.content = '';
+    }
+    const max = this.options.maxMessagesPerConversation;
+    if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
+    conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
+    conv.byId.set(message.id, message);
+    conv.digest ^= hash64(message.id);
+    if (wall > conv.lastActivity) conv.lastActivity = wall;
+    while (conv.messages.length > max) {
+      const dropped = conv.messages.shift()!;
+      conv.byId.delete(dropped.id);
+      conv.digest ^= hash64(dropped.id);
+    }
+    return 'applied';
+  }
+
+  private addTombstone(conv: Conversation, messageId: string, wall: number): ApplyResult {
+    if (conv.tombstones.has(messageId)) return 'duplicate';
+    conv.tombstones.set(messageId, wall);
+    conv.digest ^= hash64('t:' + messageId);
+    const entry = conv.byId.get(messageId);
+    if (entry) {
+      entry.deleted = true;
+      entry.content = '';
+    }
+    // Tombstones are bounded like messages: the oldest deletes are forgotten first.
+    while (conv.tombstones.size > this.options.maxMessagesPerConversation) {
+      const oldest = conv.tombstones.keys().next().value as string;
+      conv.tombstones.delete(oldest);
+      conv.digest ^= hash64('t:' + oldest);
+    }
+    return 'applied';
+  }
+
+  private evictLeastRecentlyActive(): void {
+    let victim: Conversation | null = null;
+    for (const conv of this.conversations.values()) {
+      if (!victim || conv.lastActivity < victim.lastActivity || (conv.lastActivity === victim.lastActivity && conv.id < victim.id)) victim = conv;
+    }
+    if (victim) this.conversations.delete(victim.id);
+  }
+}
+
+export function messageWrite(room: string, m: StoredMessage): StoreWrite {
+  return { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+}
+
+function publicMessage(e: Entry): StoredMessage {
+  return { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
+}
+
+function compare(a: StoredMessage, b: StoredMessage): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Where a message goes in a sorted history; new messages usually go last, so search from the end. */
+function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
+  if (list.length === 0 || compare(list[list.length - 1], message) < 0) return list.length;
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(list[mid], message) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function hash64(text: string): bigint {
+  return createHash('sha1').update(text).digest().readBigUInt64BE(0);
+}

@@ -1,0 +1,182 @@
+/**
+ * The REST API for conversations:
+ *   POST   /api/conversations                              → 201 {id}, Location
+ *   POST   /api/conversations/:id/messages                 → 201 {id,sender,content,timestamp}
+ *   GET    /api/conversations/:id                          → 200 {id,messages}
+ *   DELETE /api/conversations/:id/messages/:messageId      → 204
+ * Errors are {"error":{"code","message"}} with 400/404/405/413/415; bad input never gets a 500.
+ * A write answers once every linked peer acknowledged it, or after the ack timeout.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ChatmeshOptions } from '../config.js';
+import type { ConversationStore } from '../core/conversation-store.js';
+import { ApiErrorCode } from '../errors.js';
+import type { Replicator } from '../mesh/replicator.js';
+import { sendJson } from './http-server.js';
+
+export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
+
+const SENDERS = new Set(['customer', 'agent']);
+/** Timestamps a client may give: from 1970 to the year 2286, whole milliseconds. */
+const MAX_TIMESTAMP = 9_999_999_999_999;
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class ConversationsApi {
+  constructor(
+    private readonly options: ApiOptions,
+    private readonly store: ConversationStore,
+    private readonly replicator: Replicator,
+  ) {}
+
+  /** Handles a request under /api/; never throws. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string): void {
+    this.route(req, res, path).catch((err: unknown) => {
+      if (res.headersSent) return;
+      if (err instanceof ApiError) {
+        if (err.status === 413) res.setHeader('connection', 'close');
+        sendJson(res, err.status, { error: { code: err.code, message: err.message } }, err.headers);
+        // Discard what is left of a rejected body; the connection closes after the answer if asked.
+        req.resume();
+        return;
+      }
+      sendJson(res, 500, { error: { code: ApiErrorCode.Internal, message: 'internal error' } });
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const parts = path.split('/').slice(1); // ['api', 'conversations', ...]
+    if (parts[0] !== 'api' || parts[1] !== 'conversations') throw notFound(`no route for ${path}`);
+    const rest = parts.slice(2).map(decodeSegment);
+    const method = req.method ?? 'GET';
+
+    if (rest.length === 0) {
+      allow(method, ['POST']);
+      return this.createConversation(req, res);
+    }
+    const conversationId = rest[0];
+    if (rest.length === 1) {
+      allow(method, ['GET', 'HEAD']);
+      return this.getConversation(res, conversationId);
+    }
+    if (rest[1] === 'messages' && rest.length === 2) {
+      allow(method, ['POST']);
+      return this.postMessage(req, res, conversationId);
+    }
+    if (rest[1] === 'messages' && rest.length === 3) {
+      allow(method, ['DELETE']);
+      return this.deleteMessage(res, conversationId, rest[2]);
+    }
+    throw notFound(`no route for ${path}`);
+  }
+
+  private async createConversation(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    await this.readBody(req, true);
+    const id = randomBytes(12).toString('base64url');
+    const { replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId() });
+    await replicated;
+    sendJson(res, 201, { id }, { location: `/api/conversations/${id}` });
+  }
+
+  private getConversation(res: ServerResponse, id: string): void {
+    const messages = this.store.history(id);
+    if (!messages) throw notFound('no such conversation');
+    sendJson(res, 200, { id, messages });
+  }
+
+  private async postMessage(req: IncomingMessage, res: ServerResponse, conversationId: string): Promise<void> {
+    const body = await this.readBody(req, false);
+    if (!this.store.has(conversationId)) throw notFound('no such conversation');
+    const sender = body.sender;
+    if (typeof sender !== 'string' || !SENDERS.has(sender)) throw invalid('sender must be "customer" or "agent"');
+    const content = body.content;
+    if (typeof content !== 'string' || content.trim() === '') throw invalid('content must be a non-empty string');
+    if (content.length > this.options.maxTextLength) throw invalid(`content must be at most ${this.options.maxTextLength} characters`);
+    if (!content.isWellFormed()) throw invalid('content holds an unpaired surrogate');
+    const given = body.timestamp;
+    if (given !== undefined && (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 0 || given > MAX_TIMESTAMP)) {
+      throw invalid('timestamp must be whole milliseconds since 1970');
+    }
+    const stamp = this.store.nextStamp();
+    const timestamp = given ?? stamp.wall;
+    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
+    if (result === 'ignored') {
+      // Older than every message kept in a full conversation: it would be dropped at once.
+      throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
+    }
+    await replicated;
+    sendJson(res, 201, { id: stamp.id, sender, content, timestamp });
+  }
+
+  private async deleteMessage(res: ServerResponse, conversationId: string, messageId: string): Promise<void> {
+    if (!this.store.has(conversationId)) throw notFound('no such conversation');
+    if (!this.store.hasMessage(conversationId, messageId)) throw notFound('no such message');
+    const { replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, at: this.store.nextId() });
+    await replicated;
+    res.writeHead(204);
+    res.end();
+  }
+
+  /** Reads a JSON object body within the size limit. `optional`: an empty body is {}. */
+  private async readBody(req: IncomingMessage, optional: boolean): Promise<Record<string, unknown>> {
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (declared > this.options.maxBodyBytes) throw tooLarge(this.options.maxBodyBytes);
+    const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) {
+      if (optional) return {};
+      throw new ApiError(415, ApiErrorCode.UnsupportedMediaType, 'send a JSON body with content-type application/json');
+    }
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/json') {
+      throw new ApiError(415, ApiErrorCode.UnsupportedMediaType, 'content-type must be application/json');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > this.options.maxBodyBytes) throw tooLarge(this.options.maxBodyBytes);
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '' && optional) return {};
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new ApiError(400, ApiErrorCode.BadJson, 'body is not valid JSON');
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('body must be a JSON object');
+    for (const key of ['__proto__', 'constructor', 'prototype']) {
+      if (Object.prototype.hasOwnProperty.call(value, key)) throw invalid(`key "${key}" is not allowed`);
+    }
+    return value as Record<string, unknown>;
+  }
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) {
+    throw new ApiError(405, ApiErrorCode.MethodNotAllowed, `use ${methods.join(' or ')}`, { allow: methods.join(', ') });
+  }
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, ApiErrorCode.InvalidField, 'malformed percent-encoding in the path');
+  }
+}
+
+const notFound = (message: string) => new ApiError(404, ApiErrorCode.NotFound, message);
+const invalid = (message: string) => new ApiError(400, ApiErrorCode.InvalidField, message);
+const tooLarge = (max: number) => new ApiError(413, ApiErrorCode.PayloadTooLarge, `body over ${max} bytes`);

@@ -1,0 +1,186 @@
+/**
+ * Replication of the conversation store over the mesh.
+ *
+ * - Local writes are applied here first, handed to local room members, then flooded to the
+ *   peers; `commit` resolves when every peer linked at that moment has acknowledged (or
+ *   after the ack timeout: the write stands locally and catch-up repairs the laggards).
+ * - Writes from peers are validated, applied (idempotent, any order) and, when new,
+ *   delivered to local members.
+ * - Catch-up: when a link comes up, each side sends a summary (one digest per
+ *   conversation). For every conversation whose digest differs, the receiver sends the ids
+ *   it holds ("want"), and the other side answers with only the writes missing ("give").
+ *   Both sides do this, so each ends with the union, tombstones included.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../log.js';
+import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
+import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
+import type { Mesh } from './mesh.js';
+
+export interface ReplicatorOptions {
+  /** Longest a write waits for peer acknowledgements. */
+  replicationAckTimeoutMs: number;
+  /** Conversation TTL: summaries of expired conversations are ignored. */
+  conversationTtlMs: number;
+  /** How often expired conversations and old tombstones are swept. */
+  sweepIntervalMs: number;
+}
+
+interface ReplicatorEvents {
+  /** Bytes for the members of a room on this instance. */
+  deliver: [room: string, payload: Buffer];
+}
+
+type SyncFrame =
+  | { k: 'sum'; entries: SummaryEntry[] }
+  | { k: 'want'; c: string; ids: string[] }
+  | { k: 'give'; writes: unknown[] };
+
+/** Summary entries per frame, and the most bytes of writes per `give` frame. */
+const SUMMARY_PAGE = 1000;
+const GIVE_BYTES = 256 * 1024;
+
+export interface CommitResult {
+  result: 'applied' | 'duplicate' | 'ignored';
+  /** Resolves when linked peers acknowledged, or at the ack timeout. */
+  replicated: Promise<{ acked: number; expected: number }>;
+}
+
+export class Replicator extends EventEmitter<ReplicatorEvents> {
+  private sweeper: NodeJS.Timeout | null = null;
+  /** Catch-up counters, for /health and tests. */
+  readonly counters = { summariesSent: 0, wantsSent: 0, writesReceivedInCatchUp: 0 };
+
+  constructor(
+    readonly store: ConversationStore,
+    private readonly mesh: Mesh,
+    private readonly options: ReplicatorOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    mesh.on('write', this.onPeerWrite);
+    mesh.on('sync', this.onSync);
+    mesh.on('peer-up', this.onPeerUp);
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => {
+      const removed = this.store.sweep();
+      if (removed.length > 0) this.log.debug('expired conversations removed', { count: removed.length });
+    }, this.options.sweepIntervalMs);
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.mesh.off('write', this.onPeerWrite);
+    this.mesh.off('sync', this.onSync);
+    this.mesh.off('peer-up', this.onPeerUp);
+  }
+
+  /** Applies a write made on this node, delivers it locally and replicates it. */
+  commit(write: StoreWrite): CommitResult {
+    const payload = Buffer.from(JSON.stringify(write));
+    const result = this.store.apply(write);
+    if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
+    if (isLiveWrite(write)) this.emit('deliver', write.room, payload);
+    const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, this.options.replicationAckTimeoutMs);
+    return { result, replicated };
+  }
+
+  private readonly onPeerWrite = (room: string, payload: Buffer): void => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(payload.toString());
+    } catch {
+      parsed = null;
+    }
+    const write = decodeWrite(parsed);
+    if (!write || write.room !== room) {
+      this.log.warn('dropping a malformed write from a peer', { room });
+      return;
+    }
+    // The payload bytes are delivered as they came: the frame is never re-encoded.
+    if (this.store.apply(write) === 'applied' && this.isVisible(write)) this.emit('deliver', room, payload);
+  };
+
+  /** A write members should see live: not a creation, and not a message already deleted. */
+  private isVisible(write: StoreWrite): boolean {
+    if (!isLiveWrite(write)) return false;
+    return write.type !== 'message' || this.store.hasMessage(write.room, write.id);
+  }
+
+  private readonly onPeerUp = (peerId: string): void => {
+    const entries = this.store.summary();
+    for (let i = 0; i < entries.length || i === 0; i += SUMMARY_PAGE) {
+      this.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE) });
+    }
+    this.counters.summariesSent++;
+  };
+
+  private readonly onSync = (peerId: string, payload: Buffer): void => {
+    let frame: SyncFrame;
+    try {
+      frame = JSON.parse(payload.toString()) as SyncFrame;
+    } catch {
+      this.log.warn('dropping a malformed catch-up frame', { peer: peerId });
+      return;
+    }
+    switch (frame?.k) {
+      case 'sum':
+        if (Array.isArray(frame.entries)) this.onSummary(peerId, frame.entries);
+        return;
+      case 'want':
+        if (typeof frame.c === 'string' && Array.isArray(frame.ids)) this.onWant(peerId, frame.c, frame.ids);
+        return;
+      case 'give':
+        if (Array.isArray(frame.writes)) this.onGive(frame.writes);
+        return;
+      default:
+        this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
+    }
+  };
+
+  private onSummary(peerId: string, entries: SummaryEntry[]): void {
+    const now = Date.now();
+    for (const e of entries) {
+      if (typeof e?.c !== 'string' || typeof e.d !== 'string' || typeof e.a !== 'number') continue;
+      if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
+      if (this.store.digestOf(e.c) === e.d) continue;
+      this.counters.wantsSent++;
+      this.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
+    }
+  }
+
+  private onWant(peerId: string, room: string, ids: unknown[]): void {
+    const theirs = new Set(ids.filter((id): id is string => typeof id === 'string'));
+    let batch: StoreWrite[] = [];
+    let bytes = 0;
+    for (const write of this.store.writesMissingFrom(room, theirs)) {
+      const size = JSON.stringify(write).length;
+      if (bytes + size > GIVE_BYTES && batch.length > 0) {
+        this.send(peerId, { k: 'give', writes: batch });
+        batch = [];
+        bytes = 0;
+      }
+      batch.push(write);
+      bytes += size;
+    }
+    if (batch.length > 0) this.send(peerId, { k: 'give', writes: batch });
+  }
+
+  private onGive(writes: unknown[]): void {
+    for (const value of writes) {
+      const write = decodeWrite(value);
+      if (!write) continue;
+      if (this.store.apply(write) !== 'applied') continue;
+      this.counters.writesReceivedInCatchUp++;
+      // Members here missed it while the link was down: they get it now.
+      if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));
+    }
+  }
+
+  private send(peerId: string, frame: SyncFrame): void {
+    this.mesh.sendSync(peerId, Buffer.from(JSON.stringify(frame)));
+  }
+}
