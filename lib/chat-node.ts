@@ -10,7 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
+import { ConversationStore } from './core/conversation-store.js';
+import { ConversationsApi } from './http/conversations-api.js';
 import { createHttpServer } from './http/http-server.js';
+import { Replicator } from './mesh/replicator.js';
 import { createLogger, type Logger } from './log.js';
 import { Mesh } from './mesh/mesh.js';
 import { MESH_PATH } from './mesh/peer-protocol.js';
@@ -35,6 +38,8 @@ export class ChatNode {
   private closing: Promise<void> | null = null;
   private _mesh: Mesh | null = null;
   private _gateway: ChatGateway | null = null;
+  private _replicator: Replicator | null = null;
+  private _api: ConversationsApi | null = null;
   private _port = 0;
   private _meshPort = 0;
 
@@ -74,6 +79,7 @@ export class ChatNode {
 
     this.server = createHttpServer(o, {
       health: () => this.gateway.healthCheck(),
+      api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
         ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
@@ -88,7 +94,16 @@ export class ChatNode {
     }
 
     this._mesh = new Mesh({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort }, this.log);
-    this._gateway = new ChatGateway(o, this._mesh, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    const store = new ConversationStore(o, this.id);
+    this._replicator = new Replicator(
+      store,
+      this._mesh,
+      { ...o, sweepIntervalMs: Math.min(30_000, Math.max(50, Math.floor(o.conversationTtlMs / 10))) },
+      this.log,
+    );
+    this._api = new ConversationsApi(o, store, this._replicator);
+    this._gateway = new ChatGateway(o, this._mesh, this._replicator, store, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    this._replicator.start();
     this._gateway.start();
 
     this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
@@ -121,6 +136,7 @@ export class ChatNode {
     const steps = (async () => {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
+      this._replicator?.close();
       await this._mesh?.close();
     })();
     await Promise.race([steps, deadline]);

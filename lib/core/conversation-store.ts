@@ -61,6 +61,8 @@ interface Conversation {
   /** Sorted by (timestamp, id), deleted placeholders included. */
   messages: Entry[];
   byId: Map<string, Entry>;
+  /** Entries not deleted. */
+  visible: number;
   /** message id → wall time of the delete. */
   tombstones: Map<string, number>;
   digest: bigint;
@@ -199,7 +201,7 @@ export class ConversationStore {
     let messages = 0;
     let tombstones = 0;
     for (const conv of this.conversations.values()) {
-      messages += conv.byId.size;
+      messages += conv.visible;
       tombstones += conv.tombstones.size;
     }
     return { conversations: this.conversations.size, messages, tombstones };
@@ -222,7 +224,7 @@ export class ConversationStore {
     }
     if (!conv) {
       if (this.conversations.size >= this.options.maxConversations) this.evictLeastRecentlyActive();
-      conv = { id: room, createdId, lastActivity: wall, messages: [], byId: new Map(), tombstones: new Map(), digest: 0n };
+      conv = { id: room, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), digest: 0n };
       this.conversations.set(room, conv);
     }
     if (wall > conv.lastActivity) conv.lastActivity = wall;
@@ -240,11 +242,13 @@ export class ConversationStore {
     if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
     conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
     conv.byId.set(message.id, message);
+    if (!message.deleted) conv.visible++;
     conv.digest ^= hash64(message.id);
     if (wall > conv.lastActivity) conv.lastActivity = wall;
     while (conv.messages.length > max) {
       const dropped = conv.messages.shift()!;
       conv.byId.delete(dropped.id);
+      if (!dropped.deleted) conv.visible--;
       conv.digest ^= hash64(dropped.id);
     }
     return 'applied';
@@ -255,7 +259,8 @@ export class ConversationStore {
     conv.tombstones.set(messageId, wall);
     conv.digest ^= hash64('t:' + messageId);
     const entry = conv.byId.get(messageId);
-    if (entry) {
+    if (entry && !entry.deleted) {
+      conv.visible--;
       entry.deleted = true;
       entry.content = '';
     }

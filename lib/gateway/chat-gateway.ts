@@ -13,13 +13,15 @@ import type { ChatmeshOptions } from '../config.js';
 import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ConversationStore } from '../core/conversation-store.js';
 import type { Mesh, PeerStatus } from '../mesh/mesh.js';
+import type { Replicator } from '../mesh/replicator.js';
 import { decodeClientFrame, errorFrame, type ClientFrame, type RoomEvent } from '../protocol/client-frames.js';
 import { ClientConnection } from './client-connection.js';
 
 export type GatewayOptions = Pick<
   ChatmeshOptions,
-  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs'
+  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin'
 >;
 
 export interface NodeInfo {
@@ -36,6 +38,8 @@ export interface HealthReport {
   uptime: number;
   connections: number;
   rooms: number;
+  /** The replicated store on this instance. */
+  store: { conversations: number; messages: number; tombstones: number };
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
 }
 
@@ -50,6 +54,8 @@ export class ChatGateway {
   constructor(
     private readonly options: GatewayOptions,
     private readonly mesh: Mesh,
+    private readonly replicator: Replicator,
+    private readonly store: ConversationStore,
     private readonly node: NodeInfo,
     private readonly log: Logger,
   ) {
@@ -60,6 +66,7 @@ export class ChatGateway {
       perMessageDeflate: false,
     });
     mesh.on('room', this.deliverLocal);
+    replicator.on('deliver', this.deliverLocal);
   }
 
   start(): void {
@@ -93,6 +100,7 @@ export class ChatGateway {
       uptime: Math.round((Date.now() - this.node.startedAt) / 100) / 10,
       connections: this.connections.size,
       rooms: this.rooms.size,
+      store: this.store.stats(),
       peers: this.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
     };
     return { statusCode: this.closing ? 503 : 200, body };
@@ -143,14 +151,19 @@ export class ChatGateway {
 
   /**
    * Delivers a room event to the room's members on this instance and, through the mesh, on
-   * every other instance. Encoded once here, whatever the number of recipients.
-   * `except` is a local connection that must not receive it (the joiner of its own presence).
+   * every other instance. Encoded once, whatever the number of recipients.
+   * A message is a write to the replicated store (the conversation of the same name);
+   * presence is live only. `except` is a local connection that must not receive the event
+   * (the joiner of its own presence).
    */
   broadcast(room: string, event: RoomEvent, except?: ClientConnection): void {
-    const id = event.type === 'message' ? event.id : this.mesh.nextId();
+    if (event.type === 'message') {
+      this.replicator.commit(event);
+      return;
+    }
     const frame = Buffer.from(JSON.stringify(event));
     for (const member of this.rooms.members(room)) if (member !== except) member.send(frame);
-    this.mesh.publish(room, id, frame);
+    this.mesh.publish(room, this.mesh.nextId(), frame);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -159,6 +172,7 @@ export class ChatGateway {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     this.mesh.off('room', this.deliverLocal);
+    this.replicator.off('deliver', this.deliverLocal);
     const closes: Promise<void>[] = [];
     for (const conn of this.connections) {
       closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
@@ -201,16 +215,18 @@ export class ChatGateway {
             this.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
             return;
           }
-          conn.send(Buffer.from(JSON.stringify({ type: 'joined', room: frame.room, user: current })));
+          conn.send(this.joinedFrame(frame.room, current));
           return;
         }
         if (conn.rooms.size >= this.options.maxRoomsPerConnection) {
           this.sendError(conn, ClientErrorCode.TooManyRooms, `at most ${this.options.maxRoomsPerConnection} rooms per connection`);
           return;
         }
+        // Joining a room that does not exist creates it (it is also a conversation).
+        if (!this.store.has(frame.room)) this.replicator.commit({ type: 'created', room: frame.room, id: this.store.nextId() });
         conn.rooms.set(frame.room, frame.user);
         this.rooms.join(frame.room, conn);
-        conn.send(Buffer.from(JSON.stringify({ type: 'joined', room: frame.room, user: frame.user })));
+        conn.send(this.joinedFrame(frame.room, frame.user));
         this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn);
         return;
       }
@@ -234,10 +250,18 @@ export class ChatGateway {
           this.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
           return;
         }
-        this.broadcast(frame.room, { type: 'message', id: this.mesh.nextId(), room: frame.room, user, text: frame.text, ts: Date.now() });
+        // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
+        const stamp = this.store.nextStamp();
+        this.broadcast(frame.room, { type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall });
         return;
       }
     }
+  }
+
+  /** The `joined` reply, with the room's recent history (oldest first). */
+  private joinedFrame(room: string, user: string): Buffer {
+    const history = this.store.recent(room, this.options.historyOnJoin).map((m) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp }));
+    return Buffer.from(JSON.stringify({ type: 'joined', room, user, history }));
   }
 
   private leaveRoom(conn: ClientConnection, room: string, user: string): void {

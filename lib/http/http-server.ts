@@ -15,6 +15,8 @@ export type HttpLimits = Pick<
 
 export interface HttpRoutes {
   health?: () => { statusCode: number; body: unknown };
+  /** Requests under /api/. */
+  api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
   upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 }
@@ -54,6 +56,7 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
     const { statusCode, body } = routes.health();
     return sendJson(res, statusCode, body);
   }
+  if (routes.api && path.startsWith('/api/')) return routes.api(req, res, path);
   sendJson(res, 404, { error: { code: HttpErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
 }
 
