@@ -158,7 +158,7 @@ export class ChatGateway {
    */
   broadcast(room: string, event: RoomEvent, except?: ClientConnection): void {
     if (event.type === 'message') {
-      this.replicator.commit(event);
+      this.replicator.commit(event, false);
       return;
     }
     const frame = Buffer.from(JSON.stringify(event));

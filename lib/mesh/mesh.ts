@@ -190,13 +190,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * Sends a store write, born on this node, to every peer. Resolves once every peer linked
-   * now has acknowledged it, or after `timeoutMs`, with how many did; never rejects.
+   * Sends a store write, born on this node, to every peer. With `ackTimeoutMs`, resolves
+   * once every peer linked now has acknowledged it, or after that time, with how many did;
+   * without, peers send no acknowledgement and it resolves at once. Never rejects.
    */
-  publishWrite(room: string, id: string, payload: Buffer, timeoutMs: number): Promise<{ acked: number; expected: number }> {
-    const links = this.flood('w', room, id, payload);
+  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<{ acked: number; expected: number }> {
+    const links = this.flood('w', room, id, payload, ackTimeoutMs !== null);
     const expected = links.length;
-    if (expected === 0) return Promise.resolve({ acked: 0, expected });
+    if (expected === 0 || ackTimeoutMs === null) return Promise.resolve({ acked: 0, expected: ackTimeoutMs === null ? 0 : expected });
     return new Promise((resolve) => {
       const waiting = new Set(links);
       const done = () => {
@@ -204,7 +205,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.pendingAcks.delete(id);
         resolve({ acked: expected - waiting.size, expected });
       };
-      const timer = setTimeout(done, timeoutMs);
+      const timer = setTimeout(done, ackTimeoutMs);
       this.pendingAcks.set(id, { waiting, done });
     });
   }
@@ -217,10 +218,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return true;
   }
 
-  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer): PeerLink[] {
+  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false): PeerLink[] {
     this.seen.add(id);
     if (this.linksById.size === 0) return [];
-    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room };
+    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}) };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
     const links = [...this.linksById.values()];
     for (const link of links) link.send(frame);
@@ -473,7 +474,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   private onFlood(from: PeerLink, header: FloodHeader, payload: Buffer): void {
-    const fromOrigin = from.id === header.o;
+    const fromOrigin = from.id === header.o && header.a === 1;
     if (header.o === this.options.nodeId) return;
     if (!this.seen.add(header.id)) {
       // Already applied (it came another way first), but the origin still waits for our ack.
@@ -488,7 +489,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
     if (hopsLeft <= 0 || this.linksById.size < 2) return;
-    const frame = Buffer.concat([encodeEnvelopeHeader({ ...header, h: hopsLeft }), payload]);
+    const { a: _ack, ...forwarded } = header; // acknowledgements go to the origin only
+    const frame = Buffer.concat([encodeEnvelopeHeader({ ...forwarded, h: hopsLeft }), payload]);
     for (const link of this.linksById.values()) {
       if (link !== from && link.id !== header.o) link.send(frame);
     }

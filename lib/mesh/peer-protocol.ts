@@ -58,6 +58,8 @@ export interface FloodHeader {
   h: number;
   /** Room. */
   r: string;
+  /** On a write: 1 when the origin waits for acknowledgements. */
+  a?: 1;
 }
 export interface AckHeader {
   t: 'ack';
@@ -103,7 +105,7 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
       if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
       if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;
       if (typeof h.r !== 'string' || h.r.length === 0) return null;
-      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r }, payload };
+      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}) }, payload };
     case 'ack':
       if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
       return { header: { t: 'ack', id: h.id }, payload };

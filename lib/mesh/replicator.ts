@@ -78,13 +78,17 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.mesh.off('peer-up', this.onPeerUp);
   }
 
-  /** Applies a write made on this node, delivers it locally and replicates it. */
-  commit(write: StoreWrite): CommitResult {
+  /**
+   * Applies a write made on this node, delivers it locally and replicates it. With
+   * `waitForAcks` (REST), `replicated` resolves when linked peers acknowledged; without
+   * (WebSocket messages, whose echo is their acknowledgement) peers send no ack at all.
+   */
+  commit(write: StoreWrite, waitForAcks = true): CommitResult {
     const payload = Buffer.from(JSON.stringify(write));
     const result = this.store.apply(write);
     if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
     if (isLiveWrite(write)) this.emit('deliver', write.room, payload);
-    const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, this.options.replicationAckTimeoutMs);
+    const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
     return { result, replicated };
   }
 
