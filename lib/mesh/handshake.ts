@@ -69,8 +69,9 @@ export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: Hand
       if (!w) return session.fail(CloseCode.HandshakeFailed, 'expected a welcome frame');
       if (w.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${w.v}, not ${PEER_PROTOCOL_VERSION}`);
       if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself');
+      session.claim({ id: w.id });
       if (ctx.secret !== undefined && !proofMatches(proofFor(ctx.secret, 'acceptor', nonce, w.id, ctx.nodeId), w.proof)) {
-        return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)', { id: w.id });
+        return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)');
       }
       welcome = w;
       const auth: AuthFrame = { t: 'auth', proof: proofFor(ctx.secret, 'dialer', w.nonce, ctx.nodeId, w.id) };
@@ -96,6 +97,8 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
       const h = decodeHandshake<HelloFrame>(text, 'hello');
       if (!h) return session.fail(CloseCode.HandshakeFailed, 'expected a hello frame');
       const claimed = { id: h.id, port: h.port };
+      // Remembered from here on, so a refusal by either side can name the peer.
+      session.claim(claimed);
       if (h.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${h.v}, not ${PEER_PROTOCOL_VERSION}`, claimed);
       if (h.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
       if (!allowed) return session.fail(CloseCode.Rejected, 'MESH_SECRET is not set: only peers on loopback are accepted', claimed);
@@ -125,6 +128,8 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
 
 interface Session {
   onFrame: (text: string) => void;
+  /** What the peer said of itself, reported with any later failure. */
+  claim(claimed: { id?: string; port?: number }): void;
   fail(code: number, message: string, claimed?: { id?: string; port?: number }): void;
   succeed(peer: PeerIdentity): void;
 }
@@ -144,6 +149,9 @@ function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Sessi
   };
   const session: Session = {
     onFrame: () => {},
+    claim(claimed) {
+      lastClaimed = claimed;
+    },
     fail(code, message, claimed) {
       lastClaimed = claimed ?? lastClaimed;
       // The reason travels to the peer so its log says why; ws caps it at 123 bytes.

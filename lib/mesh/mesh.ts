@@ -329,12 +329,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
         this.log.debug('inbound peer handshake failed', { from: host, code: err.closeCode, reason: err.message });
         return;
       }
-      const address = `ws://${host}:${err.claimed?.port ?? 0}`;
+      if (err.claimed?.port === undefined) {
+        this.log.warn('peer rejected', { direction: 'in', from: host, by: err.byPeer ? 'peer' : 'us', code: err.closeCode, reason: err.message });
+        return;
+      }
+      const address = `ws://${host}:${err.claimed.port}`;
       const e = this.entry(address);
       if (e.link) return;
-      this.log.warn('peer rejected', { address, peer: err.claimed?.id, code: err.closeCode, reason: err.message });
+      this.log.warn('peer rejected', { direction: 'in', address, peer: err.claimed.id, by: err.byPeer ? 'peer' : 'us', code: err.closeCode, reason: err.message });
       this.setState(e, 'rejected', err.message);
-      e.id = err.claimed?.id ?? e.id;
+      e.id = err.claimed.id ?? e.id;
       return;
     }
     if (err.closeCode === CloseCode.Self) {
@@ -349,7 +353,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     if (refused) {
       // Never a tight loop against a peer that refuses us: log it, show it, retry slowly.
-      this.log.warn('peer refused the link', { address: entry.address, code: err.closeCode, reason: err.message, retryInMs: this.options.rejectedRetryMs });
+      this.log.warn('peer rejected', {
+        direction: 'out',
+        address: entry.address,
+        peer: err.claimed?.id,
+        by: err.byPeer ? 'peer' : 'us',
+        code: err.closeCode,
+        reason: err.message,
+        retryInMs: this.options.rejectedRetryMs,
+      });
+      entry.id = err.claimed?.id ?? entry.id;
       this.setState(entry, 'rejected', err.message);
       this.dialSoon(entry, this.options.rejectedRetryMs);
       return;

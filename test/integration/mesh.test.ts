@@ -270,11 +270,16 @@ describe('mesh: authentication', () => {
     const b = await Instance.start({ port: pb, env: { ...common, MESH_SECRET: 'secret-number-two', PEERS: `ws://127.0.0.1:${pa}` } });
     await a.waitForPeer((p) => p.state === 'rejected', 5000, 'a rejected peer');
     await b.waitForPeer((p) => p.state === 'rejected', 5000, 'a rejected peer');
-    const refusals = () => a.logs.filter((l) => l.msg === 'peer refused the link');
+    const refusals = () => a.logs.filter((l) => l.msg === 'peer rejected' && l.direction === 'out');
     await poll(() => refusals().length >= 3, { timeoutMs: 5000, what: 'three refusals' });
     const times = refusals().map((l) => Date.parse(l.time as string));
     for (let i = 1; i < 3; i++) expect(times[i] - times[i - 1], 'retry spacing').to.be.at.least(350);
-    for (const n of [a, b]) expect((await n.health()).body.peers.some((p) => p.state === 'up')).to.equal(false);
+    for (const [n, other] of [[a, b], [b, a]] as const) {
+      const peers = (await n.health()).body.peers;
+      expect(peers.some((p) => p.state === 'up')).to.equal(false);
+      // Every row names the real peer: its id and its real port, never a made-up one.
+      for (const p of peers) expect([p.id, p.address]).to.deep.equal([other.nodeId, `ws://127.0.0.1:${other.port}`]);
+    }
     expect(a.alive && b.alive).to.equal(true);
   });
 
@@ -282,7 +287,7 @@ describe('mesh: authentication', () => {
     const [pa, pb] = await Promise.all([freePort(), freePort()]);
     const a = await Instance.start({ port: pa, env: { DISCOVERY: 'off', MESH_SECRET: 'only-with-secret' } });
     const b = await Instance.start({ port: pb, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}` } });
-    await b.waitForPeer((p) => p.state === 'rejected', 5000, 'the peer refusing us');
-    await a.waitForPeer((p) => p.state === 'rejected' && p.id === b.nodeId, 5000, 'the refused peer');
+    await b.waitForPeer((p) => p.state === 'rejected' && p.id === a.nodeId, 5000, 'the peer refusing us');
+    await a.waitForPeer((p) => p.state === 'rejected' && p.id === b.nodeId && p.address === `ws://127.0.0.1:${pb}`, 5000, 'the refused peer');
   });
 });
