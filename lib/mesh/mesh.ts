@@ -80,6 +80,9 @@ interface MeshEvents {
   'peer-down': [id: string];
 }
 
+/** How long a link that lost the duplicate tie stays open for reading (see retire). */
+const DUPLICATE_GRACE_MS = 2000;
+
 /** Peers that are neither dialled nor linked (refused or gone) are listed up to this many. */
 const MAX_PASSIVE_ENTRIES = 64;
 
@@ -91,6 +94,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly handshake: HandshakeContext;
   private readonly wss: WebSocketServer;
   /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
+  /** Links that lost a duplicate tie, still read until they close (see retire). */
+  private readonly retired = new Set<PeerLink>();
   private readonly pendingAcks = new Map<string, { waiting: Set<PeerLink>; done: () => void }>();
   private closed = false;
 
@@ -262,6 +267,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       waits.push(new Promise((resolve) => link.once('close', () => resolve())));
       link.close(CloseCode.GoingAway, 'node shutting down');
     }
+    for (const link of this.retired) link.close(CloseCode.GoingAway, 'node shutting down');
     this.linksById.clear();
     for (const pending of [...this.pendingAcks.values()]) pending.done();
     this.wss.close();
@@ -396,10 +402,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       } else if (link.dialerId < existing.dialerId) {
         // Both sides dialled at once. Both keep the link dialled by the smaller node id, so
         // they agree without another round trip and exactly one link remains.
-        this.detach(existing);
-        existing.close(CloseCode.DuplicateLink, 'duplicate link');
+        this.retire(existing);
       } else {
-        link.close(CloseCode.DuplicateLink, 'duplicate link');
+        this.retire(link);
         const alias = this.entries.get(address);
         if (alias && alias !== this.entries.get(existing.address)) {
           alias.id = peer.id;
@@ -430,6 +435,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // Every new active link is announced, replacements included: catch-up runs on each, so
     // nothing sent on a link that lost a tie or belonged to an old incarnation is missed.
     this.emit('peer-up', peer.id);
+  }
+
+  /**
+   * Stops sending on a link that lost the duplicate tie, but keeps reading it for a while:
+   * the peer may still be sending on it until it learns of the winner itself, and closing
+   * at once would drop those frames. Dedupe absorbs any copy.
+   */
+  private retire(link: PeerLink): void {
+    this.detach(link);
+    this.retired.add(link);
+    const timer = setTimeout(() => link.close(CloseCode.DuplicateLink, 'duplicate link'), DUPLICATE_GRACE_MS);
+    link.once('close', () => {
+      clearTimeout(timer);
+      this.retired.delete(link);
+    });
   }
 
   /** Forgets a link as the active one (its close, when it comes, then changes nothing). */

@@ -263,6 +263,46 @@ describe('mesh: failures', () => {
   });
 });
 
+describe('mesh: simultaneous dial', () => {
+  it('loses nothing sent after the link first shows up, while the duplicate link is resolved', async function () {
+    this.timeout(60_000);
+    for (let round = 0; round < 3; round++) {
+      const [pa, pb] = await Promise.all([freePort(), freePort()]);
+      const [a, b] = await Promise.all([
+        Instance.start({ port: pa, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pb}` } }),
+        Instance.start({ port: pb, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}` } }),
+      ]);
+      const sender = await connect(a);
+      const receiver = await connect(b);
+      await sender.join('race', 's');
+      await receiver.join('race', 'r');
+      // Publish every few ms from before the link exists until well after it settled.
+      let upAt = Infinity;
+      let n = 0;
+      const sentAt: number[] = [];
+      const timer = setInterval(() => {
+        sentAt.push(Date.now());
+        sender.send({ type: 'message', room: 'race', text: `n${n++}` });
+      }, 3);
+      try {
+        await poll(async () => (await a.health()).body.peers.some((p) => p.state === 'up'), { intervalMs: 1, what: 'link up at A' });
+        upAt = Date.now();
+        await poll(() => Date.now() - upAt > 2500, { what: 'the duplicate grace to pass' });
+      } finally {
+        clearInterval(timer);
+      }
+      const last = `n${n - 1}`;
+      await sender.waitFor((f) => f.text === last);
+      await receiver.waitFor((f) => f.text === last, 5000, `the last message at B (round ${round})`);
+      const got = new Set(receiver.messages('race').map((f) => f.text));
+      const missing = sentAt.map((t, i) => [t, `n${i}`] as const).filter(([t, text]) => t > upAt + 50 && !got.has(text));
+      expect(missing.map(([, text]) => text), `round ${round}: sent after the link was up but never arrived`).to.deep.equal([]);
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      await stopAll();
+    }
+  });
+});
+
 describe('mesh: authentication', () => {
   it('links peers that share MESH_SECRET', async () => {
     const [a, b] = await fullMesh(2, { MESH_SECRET: 'correct horse battery' });
