@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // chatmesh entry point: reads the environment, starts one node, stops it cleanly on SIGINT/SIGTERM.
+//   node server.js             one process (the quick start)
+//   node server.js --cluster   one worker per core (npm start); WORKERS overrides the count
 // Configuration: see the README's table of environment variables.
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+
 let lib;
 try {
   lib = await import('./dist/lib/index.js');
@@ -11,44 +16,56 @@ try {
   }
   throw err;
 }
-const { ChatNode, optionsFromEnv, ConfigError } = lib;
+const { ChatNode, optionsFromEnv, ConfigError, runClusterPrimary, ClusterSiblings, createLogger } = lib;
+
+function fail(message) {
+  console.error(`chatmesh: ${message}`);
+  process.exit(1);
+}
 
 let options;
 try {
   options = optionsFromEnv(process.env);
 } catch (err) {
-  if (err instanceof ConfigError) {
-    console.error(`chatmesh: bad configuration: ${err.message}`);
-    process.exit(1);
-  }
+  if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`);
   throw err;
 }
 
-const node = new ChatNode(options);
+const clusterMode = process.argv.includes('--cluster');
+
+if (clusterMode && cluster.isPrimary) {
+  const raw = process.env.WORKERS;
+  if (raw !== undefined && raw !== '' && !/^[1-9]\d*$/.test(raw.trim())) fail(`bad configuration: WORKERS: must be a whole number of at least 1, not ${JSON.stringify(raw)}`);
+  const workers = raw ? Number(raw) : availableParallelism();
+  const log = createLogger({ nodeId: 'primary', level: options.logLevel });
+  // Workers share PORT for clients; each needs a mesh port of its own (MESH_PORT + index, or any free one).
+  const meshPortBase = process.env.MESH_PORT ? options.meshPort : 0;
+  const code = await runClusterPrimary({ workers, meshPortBase, shutdownTimeoutMs: options.shutdownTimeoutMs }, log);
+  process.exit(code);
+}
+
+const isWorker = clusterMode && cluster.isWorker;
+const node = new ChatNode(options, {
+  extraPeerSources: isWorker ? ({ id, meshPort }) => [new ClusterSiblings(meshPort, id)] : undefined,
+});
 try {
   await node.start();
 } catch (err) {
-  const hint = err && err.code === 'EADDRINUSE' ? ` (port in use: set PORT to another one)` : '';
-  console.error(`chatmesh: cannot start: ${err && err.message}${hint}`);
+  const hint = err && err.code === 'EADDRINUSE' ? ' (port in use: set PORT to another one)' : '';
   await node.close().catch(() => {});
-  process.exit(1);
+  fail(`cannot start: ${err && err.message}${hint}`);
 }
 
 let stopping = false;
 function stop(signal) {
-  if (stopping) {
-    // A second signal: the user wants out now.
-    process.exit(1);
-  }
+  if (stopping) process.exit(1); // a second signal: the user wants out now
   stopping = true;
   node.log.info('signal received', { signal });
   node.close().then(
     () => process.exit(0),
-    (err) => {
-      console.error(`chatmesh: error while stopping: ${err && err.message}`);
-      process.exit(1);
-    },
+    (err) => fail(`error while stopping: ${err && err.message}`),
   );
 }
-process.on('SIGINT', () => stop('SIGINT'));
 process.on('SIGTERM', () => stop('SIGTERM'));
+// A worker leaves Ctrl-C to the primary, which stops every worker with SIGTERM.
+process.on('SIGINT', () => (isWorker ? undefined : stop('SIGINT')));

@@ -22,6 +22,8 @@ import { VERSION } from './version.js';
 export interface ChatNodeDeps {
   /** Where log lines go. @default process.stdout */
   logStream?: NodeJS.WritableStream;
+  /** More peer sources besides DISCOVERY's (cluster mode adds the sibling workers). */
+  extraPeerSources?: (node: { id: string; meshPort: number }) => PeerSource[];
 }
 
 type NodeState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
@@ -43,7 +45,7 @@ export class ChatNode {
   private _port = 0;
   private _meshPort = 0;
 
-  constructor(options: Partial<ChatmeshOptions> = {}, deps: ChatNodeDeps = {}) {
+  constructor(options: Partial<ChatmeshOptions> = {}, private readonly deps: ChatNodeDeps = {}) {
     this.options = resolveOptions(options);
     this.id = this.options.nodeId ?? randomBytes(6).toString('hex');
     this.log = createLogger({ nodeId: this.id, level: this.options.logLevel, stream: deps.logStream });
@@ -88,7 +90,8 @@ export class ChatNode {
     this._port = await listen(this.server, o.port, o.host);
     if (separateMeshPort) {
       this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } });
-      this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host);
+      // Exclusive: in cluster mode every worker has a mesh port of its own (clients share PORT).
+      this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host, true);
     } else {
       this._meshPort = this._port;
     }
@@ -111,7 +114,10 @@ export class ChatNode {
     if (o.discovery === 'static' && o.peers.length === 0) this.log.warn('DISCOVERY=static but no PEERS or PEERS_FILE: this node has no peers');
 
     const mesh = this._mesh;
-    this.sources = createPeerSources(o, this.id, this._meshPort, this.log);
+    this.sources = [
+      ...createPeerSources(o, this.id, this._meshPort, this.log),
+      ...(this.deps.extraPeerSources?.({ id: this.id, meshPort: this._meshPort }) ?? []),
+    ];
     for (const source of this.sources) {
       source.start({ add: (address, from) => mesh.addTarget(address, from), remove: (address, from) => mesh.removeTarget(address, from) });
     }
@@ -146,8 +152,8 @@ export class ChatNode {
   }
 }
 
-async function listen(server: http.Server, port: number, host: string | undefined): Promise<number> {
-  server.listen(port, host);
+async function listen(server: http.Server, port: number, host: string | undefined, exclusive = false): Promise<number> {
+  server.listen({ port, host, exclusive });
   await Promise.race([
     once(server, 'listening'),
     once(server, 'error').then(([err]) => {

@@ -5,3 +5,6 @@ export { ClientErrorCode, CloseCode } from './errors.js';
 export type { HealthReport } from './gateway/chat-gateway.js';
 export type { PeerStatus, PeerState } from './mesh/mesh.js';
 export { VERSION } from './version.js';
+export { runClusterPrimary, type PrimaryOptions } from './cluster/primary.js';
+export { ClusterSiblings } from './discovery/cluster-siblings.js';
+export { createLogger } from './log.js';
