@@ -76,8 +76,6 @@ export interface ChatmeshOptions {
   maxMessagesPerConversation: number;
   /** Conversations kept, least recently active evicted first. `MAX_CONVERSATIONS`. @default 10000 */
   maxConversations: number;
-  /** How long a deleted message's tombstone is kept. `TOMBSTONE_TTL_MS`. @default 24 h */
-  tombstoneTtlMs: number;
   /** Longest a REST write waits for peers to acknowledge it. `REPLICATION_ACK_TIMEOUT_MS`. @default 1000 */
   replicationAckTimeoutMs: number;
   /** Largest REST request body. `MAX_BODY_BYTES`. @default 65536 */
@@ -123,7 +121,6 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   conversationTtlMs: 24 * 60 * 60 * 1000,
   maxMessagesPerConversation: 1000,
   maxConversations: 10_000,
-  tombstoneTtlMs: 24 * 60 * 60 * 1000,
   replicationAckTimeoutMs: 1000,
   maxBodyBytes: 64 * 1024,
   historyOnJoin: 50,
@@ -147,7 +144,7 @@ const POSITIVE_INTEGERS = [
   'pingIntervalMs', 'peerHeartbeatMs', 'peerTimeoutMs', 'peerHandshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs',
   'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'shutdownTimeoutMs',
   'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
-  'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations', 'tombstoneTtlMs',
+  'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations',
   'replicationAckTimeoutMs', 'maxBodyBytes',
 ] as const;
 
@@ -245,7 +242,6 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string']> = {
   CONVERSATION_TTL_MS: ['conversationTtlMs', 'int'],
   MAX_MESSAGES_PER_CONVERSATION: ['maxMessagesPerConversation', 'int'],
   MAX_CONVERSATIONS: ['maxConversations', 'int'],
-  TOMBSTONE_TTL_MS: ['tombstoneTtlMs', 'int'],
   REPLICATION_ACK_TIMEOUT_MS: ['replicationAckTimeoutMs', 'int'],
   MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
   HISTORY_ON_JOIN: ['historyOnJoin', 'int'],

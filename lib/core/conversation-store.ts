@@ -32,8 +32,6 @@ export interface StoreOptions {
   maxMessagesPerConversation: number;
   /** Conversations kept; the least recently active go first. */
   maxConversations: number;
-  /** How long a delete is remembered (so a late copy of the message cannot bring it back). */
-  tombstoneTtlMs: number;
 }
 
 /** One line of a catch-up summary: enough to tell whether two nodes hold the same conversation. */
@@ -63,8 +61,10 @@ interface Conversation {
   byId: Map<string, Entry>;
   /** Entries not deleted. */
   visible: number;
-  /** message id → wall time of the delete. */
-  tombstones: Map<string, number>;
+  /** message id → the deleted message's timestamp (its place in the order) and the delete's wall time. */
+  tombstones: Map<string, { ts: number; at: number }>;
+  /** Tombstones whose message has not arrived here (yet). */
+  orphanTombstones: number;
   digest: bigint;
 }
 
@@ -111,8 +111,13 @@ export class ConversationStore {
   }
 
   hasMessage(room: string, messageId: string): boolean {
+    return this.messageTimestamp(room, messageId) !== null;
+  }
+
+  /** The timestamp of a (not deleted) message, or null. */
+  messageTimestamp(room: string, messageId: string): number | null {
     const entry = this.live(room)?.byId.get(messageId);
-    return entry !== undefined && !entry.deleted;
+    return entry !== undefined && !entry.deleted ? entry.timestamp : null;
   }
 
   /** Applies a write, from this node or any other. Idempotent and order-independent. */
@@ -121,41 +126,44 @@ export class ConversationStore {
     const ts = parseTimestampId(id);
     if (!ts) return 'ignored';
     this.clock.observe(ts);
-    if (this.now() - ts.wall > this.options.conversationTtlMs && !this.live(write.room)) {
+    let conv = this.live(write.room);
+    if (!conv) {
       // A write older than the TTL for a conversation we do not hold: it expired (or would
       // at once). Never bring it back.
-      return 'ignored';
+      if (this.now() - ts.wall > this.options.conversationTtlMs) return 'ignored';
+      // At the bound, a conversation less recently active than every one we keep would be
+      // the next to go: keep the set we have (the same on every node holding these writes).
+      if (this.conversations.size >= this.options.maxConversations && !this.makeRoomFor(ts.wall, write.room)) return 'ignored';
+      conv = { id: write.room, createdId: id, lastActivity: ts.wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digest: 0n };
+      this.conversations.set(write.room, conv);
+      if (write.type === 'created') return 'applied';
     }
-    const existed = this.live(write.room) !== null;
-    const conv = this.getOrCreate(write.room, id, ts.wall);
+    let result: ApplyResult;
     switch (write.type) {
       case 'created':
-        if (!existed) return 'applied';
         if (id >= conv.createdId) return 'duplicate';
         conv.createdId = id;
-        return 'applied';
+        result = 'applied';
+        break;
       case 'message':
-        return this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false }, ts.wall);
+        result = this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false });
+        break;
       case 'deleted':
-        return this.addTombstone(conv, write.id, ts.wall);
+        result = this.addTombstone(conv, write.id, write.ts, ts.wall);
+        break;
     }
+    // Only a write that changed something counts as activity (the TTL and eviction clock).
+    if (result === 'applied' && ts.wall > conv.lastActivity) conv.lastActivity = ts.wall;
+    return result;
   }
 
-  /** Removes expired conversations and old tombstones; returns the ids of removed conversations. */
+  /** Removes expired conversations; returns their ids. */
   sweep(): string[] {
-    const now = this.now();
     const removed: string[] = [];
     for (const conv of this.conversations.values()) {
-      if (now - conv.lastActivity > this.options.conversationTtlMs) {
+      if (this.isExpired(conv)) {
         this.conversations.delete(conv.id);
         removed.push(conv.id);
-        continue;
-      }
-      for (const [id, at] of conv.tombstones) {
-        if (now - at > this.options.tombstoneTtlMs) {
-          conv.tombstones.delete(id);
-          conv.digest ^= hash64('t:' + id);
-        }
       }
     }
     return removed;
@@ -189,8 +197,10 @@ export class ConversationStore {
     const conv = this.live(room);
     if (!conv) return [];
     const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId }];
-    for (const [id, at] of conv.tombstones) {
-      if (!theirIds.has('t:' + id)) out.push({ type: 'deleted', room, id, at: timestampId({ wall: at, counter: 0 }, this.nodeId) });
+    // Tombstones first: a deleted message's placeholder that arrives after its tombstone
+    // takes its place as deleted, never as an empty visible message.
+    for (const [id, t] of conv.tombstones) {
+      if (!theirIds.has('t:' + id)) out.push({ type: 'deleted', room, id, ts: t.ts, at: timestampId({ wall: t.at, counter: 0 }, this.nodeId) });
     }
     // Deleted placeholders too: the peer needs their place in the window, not their text.
     for (const m of conv.messages) if (!theirIds.has(m.id)) out.push(messageWrite(room, m));
@@ -216,69 +226,79 @@ export class ConversationStore {
     return this.now() - conv.lastActivity > this.options.conversationTtlMs;
   }
 
-  private getOrCreate(room: string, createdId: string, wall: number): Conversation {
-    let conv = this.conversations.get(room);
-    if (conv && this.isExpired(conv)) {
-      this.conversations.delete(room);
-      conv = undefined;
-    }
-    if (!conv) {
-      if (this.conversations.size >= this.options.maxConversations) this.evictLeastRecentlyActive();
-      conv = { id: room, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), digest: 0n };
-      this.conversations.set(room, conv);
-    }
-    if (wall > conv.lastActivity) conv.lastActivity = wall;
-    return conv;
-  }
-
-  private addMessage(conv: Conversation, message: Entry, wall: number): ApplyResult {
+  private addMessage(conv: Conversation, message: Entry): ApplyResult {
     if (conv.byId.has(message.id)) return 'duplicate';
+    const max = this.options.maxMessagesPerConversation;
+    if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
     if (conv.tombstones.has(message.id)) {
       // Deleted before it arrived: it takes its place, as deleted.
       message.deleted = true;
       message.content = '';
+      conv.orphanTombstones--;
     }
-    const max = this.options.maxMessagesPerConversation;
-    if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
     conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
     conv.byId.set(message.id, message);
     if (!message.deleted) conv.visible++;
     conv.digest ^= hash64(message.id);
-    if (wall > conv.lastActivity) conv.lastActivity = wall;
-    while (conv.messages.length > max) {
-      const dropped = conv.messages.shift()!;
-      conv.byId.delete(dropped.id);
-      if (!dropped.deleted) conv.visible--;
-      conv.digest ^= hash64(dropped.id);
-    }
+    if (conv.messages.length > max) this.trim(conv, max);
     return 'applied';
   }
 
-  private addTombstone(conv: Conversation, messageId: string, wall: number): ApplyResult {
+  /** Drops the oldest entries over the bound, with their tombstones and any older ones. */
+  private trim(conv: Conversation, max: number): void {
+    while (conv.messages.length > max) {
+      const dropped = conv.messages.shift()!;
+      conv.byId.delete(dropped.id);
+      conv.digest ^= hash64(dropped.id);
+      if (dropped.deleted) this.dropTombstone(conv, dropped.id);
+      else conv.visible--;
+    }
+    if (conv.orphanTombstones === 0) return;
+    // Deletes of messages never seen here that sort before the window are moot too.
+    const oldest = conv.messages[0];
+    for (const [id, t] of conv.tombstones) {
+      if (!conv.byId.has(id) && compare({ timestamp: t.ts, id }, oldest) < 0) {
+        this.dropTombstone(conv, id);
+        conv.orphanTombstones--;
+      }
+    }
+  }
+
+  private addTombstone(conv: Conversation, messageId: string, messageTs: number, wall: number): ApplyResult {
     if (conv.tombstones.has(messageId)) return 'duplicate';
-    conv.tombstones.set(messageId, wall);
+    // A delete of a message older than everything a full conversation keeps changes nothing.
+    const full = conv.messages.length >= this.options.maxMessagesPerConversation;
+    if (full && !conv.byId.has(messageId) && compare({ timestamp: messageTs, id: messageId }, conv.messages[0]) < 0) return 'ignored';
+    conv.tombstones.set(messageId, { ts: messageTs, at: wall });
     conv.digest ^= hash64('t:' + messageId);
     const entry = conv.byId.get(messageId);
-    if (entry && !entry.deleted) {
+    if (!entry) {
+      conv.orphanTombstones++;
+    } else if (!entry.deleted) {
       conv.visible--;
       entry.deleted = true;
       entry.content = '';
     }
-    // Tombstones are bounded like messages: the oldest deletes are forgotten first.
-    while (conv.tombstones.size > this.options.maxMessagesPerConversation) {
-      const oldest = conv.tombstones.keys().next().value as string;
-      conv.tombstones.delete(oldest);
-      conv.digest ^= hash64('t:' + oldest);
-    }
     return 'applied';
   }
 
-  private evictLeastRecentlyActive(): void {
+  private dropTombstone(conv: Conversation, id: string): void {
+    if (conv.tombstones.delete(id)) conv.digest ^= hash64('t:' + id);
+  }
+
+  /**
+   * Frees a place for a new conversation active at `wall` by evicting the least recently
+   * active one, unless the new one is less recent still (then it is not kept).
+   */
+  private makeRoomFor(wall: number, room: string): boolean {
     let victim: Conversation | null = null;
     for (const conv of this.conversations.values()) {
       if (!victim || conv.lastActivity < victim.lastActivity || (conv.lastActivity === victim.lastActivity && conv.id < victim.id)) victim = conv;
     }
-    if (victim) this.conversations.delete(victim.id);
+    if (!victim) return true;
+    if (wall < victim.lastActivity || (wall === victim.lastActivity && room < victim.id)) return false;
+    this.conversations.delete(victim.id);
+    return true;
   }
 }
 
@@ -290,7 +310,7 @@ function publicMessage(e: Entry): StoredMessage {
   return { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
 }
 
-function compare(a: StoredMessage, b: StoredMessage): number {
+function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {
   if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }

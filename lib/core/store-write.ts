@@ -4,12 +4,13 @@
  *
  * A `message` write is also exactly the frame WebSocket clients receive, and a `deleted`
  * write the frame that tells them a message was removed: one encoding serves storage,
- * replication and live delivery.
+ * replication and live delivery. A `deleted` write carries the message's `ts`, so the
+ * delete has a place in the order even where the message never arrived.
  */
 export type StoreWrite =
   | { type: 'created'; room: string; id: string }
   | { type: 'message'; id: string; room: string; user: string; text: string; ts: number }
-  | { type: 'deleted'; room: string; id: string; at: string };
+  | { type: 'deleted'; room: string; id: string; ts: number; at: string };
 
 /** The id that dedupes this write across the mesh. */
 export function writeId(write: StoreWrite): string {
@@ -36,8 +37,8 @@ export function decodeWrite(value: unknown): StoreWrite | null {
       if (typeof v.ts !== 'number' || !Number.isSafeInteger(v.ts)) return null;
       return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts };
     case 'deleted':
-      if (!str(v.at, 256)) return null;
-      return { type: 'deleted', room: v.room, id: v.id, at: v.at };
+      if (!str(v.at, 256) || typeof v.ts !== 'number' || !Number.isSafeInteger(v.ts)) return null;
+      return { type: 'deleted', room: v.room, id: v.id, ts: v.ts, at: v.at };
     default:
       return null;
   }

@@ -40,6 +40,8 @@ export interface HealthReport {
   rooms: number;
   /** The replicated store on this instance. */
   store: { conversations: number; messages: number; tombstones: number };
+  /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
+  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
 }
 
@@ -101,6 +103,7 @@ export class ChatGateway {
       connections: this.connections.size,
       rooms: this.rooms.size,
       store: this.store.stats(),
+      mesh: { ...this.mesh.counters },
       peers: this.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
     };
     return { statusCode: this.closing ? 503 : 200, body };

@@ -120,8 +120,9 @@ export class ConversationsApi {
 
   private async deleteMessage(res: ServerResponse, conversationId: string, messageId: string): Promise<void> {
     if (!this.store.has(conversationId)) throw notFound('no such conversation');
-    if (!this.store.hasMessage(conversationId, messageId)) throw notFound('no such message');
-    const { replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, at: this.store.nextId() });
+    const ts = this.store.messageTimestamp(conversationId, messageId);
+    if (ts === null) throw notFound('no such message');
+    const { replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
     await replicated;
     res.writeHead(204);
     res.end();

@@ -94,6 +94,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly handshake: HandshakeContext;
   private readonly wss: WebSocketServer;
   /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
+  /** What each linked peer said it is linked to (its `links` advertisement). */
+  private readonly peerLinks = new Map<string, Set<string>>();
+  /** Counters for /health: room events and writes received, duplicates dropped, forwarded. */
+  readonly counters = { received: 0, duplicates: 0, forwarded: 0, skippedForwards: 0 };
   /** Links that lost a duplicate tie, still read until they close (see retire). */
   private readonly retired = new Set<PeerLink>();
   private readonly pendingAcks = new Map<string, { waiting: Set<PeerLink>; done: () => void }>();
@@ -435,6 +439,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // Every new active link is announced, replacements included: catch-up runs on each, so
     // nothing sent on a link that lost a tie or belonged to an old incarnation is missed.
     this.emit('peer-up', peer.id);
+    this.advertiseLinks();
   }
 
   /**
@@ -468,6 +473,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
       if (pending.waiting.delete(link) && pending.waiting.size === 0) pending.done();
     }
     if (this.closed || !wasActive) return;
+    this.peerLinks.delete(link.id);
+    this.advertiseLinks();
     this.log.warn('peer down', { peer: link.id, address: link.address, code, reason });
     this.emit('peer-down', link.id);
     if (entry) {
@@ -500,6 +507,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       case 'sync':
         this.emit('sync', from.id, payload);
         return;
+      case 'links':
+        this.onLinksAdvert(from, payload);
+        return;
       case 'room':
       case 'w':
         this.onFlood(from, header, payload);
@@ -509,7 +519,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private onFlood(from: PeerLink, header: FloodHeader, payload: Buffer): void {
     const fromOrigin = from.id === header.o && header.a === 1;
     if (header.o === this.options.nodeId) return;
+    this.counters.received++;
     if (!this.seen.add(header.id)) {
+      this.counters.duplicates++;
       // Already applied (it came another way first), but the origin still waits for our ack.
       if (header.t === 'w' && fromOrigin) this.sendAck(from, header.id);
       return;
@@ -522,11 +534,45 @@ export class Mesh extends EventEmitter<MeshEvents> {
     }
     const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
     if (hopsLeft <= 0 || this.linksById.size < 2) return;
-    const { a: _ack, ...forwarded } = header; // acknowledgements go to the origin only
-    const frame = Buffer.concat([encodeEnvelopeHeader({ ...forwarded, h: hopsLeft }), payload]);
+    // The origin sent the event itself to every peer it is linked to: forwarding to those
+    // would only make duplicates. (A peer we know nothing of, we forward to.)
+    const originLinks = this.peerLinks.get(header.o);
+    let frame: Buffer | null = null;
     for (const link of this.linksById.values()) {
-      if (link !== from && link.id !== header.o) link.send(frame);
+      if (link === from || link.id === header.o) continue;
+      if (originLinks?.has(link.id)) {
+        this.counters.skippedForwards++;
+        continue;
+      }
+      if (!frame) {
+        const { a: _ack, ...forwarded } = header; // acknowledgements go to the origin only
+        frame = Buffer.concat([encodeEnvelopeHeader({ ...forwarded, h: hopsLeft }), payload]);
+      }
+      this.counters.forwarded++;
+      link.send(frame);
     }
+  }
+
+  /** Tells every peer which peers this node is linked to now. */
+  private advertiseLinks(): void {
+    if (this.closed) return;
+    const frame = Buffer.concat([encodeEnvelopeHeader({ t: 'links' }), Buffer.from(JSON.stringify([...this.linksById.keys()]))]);
+    for (const link of this.linksById.values()) link.send(frame);
+  }
+
+  private onLinksAdvert(from: PeerLink, payload: Buffer): void {
+    let ids: unknown;
+    try {
+      ids = JSON.parse(payload.toString());
+    } catch {
+      ids = null;
+    }
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
+      this.log.warn('dropping a malformed links advertisement', { peer: from.id });
+      return;
+    }
+    // Only the active link's advertisement counts (a retired duplicate may still be read).
+    if (this.linksById.get(from.id) === from) this.peerLinks.set(from.id, new Set(ids as string[]));
   }
 
   private sendAck(link: PeerLink, id: string): void {

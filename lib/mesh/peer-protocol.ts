@@ -46,7 +46,10 @@ export interface ReadyFrame {
  * - `w`: a replicated store write (also delivered live), flooded like `room`, and
  *   acknowledged with `ack` by every peer that got it straight from its origin;
  * - `ack`: that acknowledgement;
- * - `sync`: catch-up between the two ends of one link, never forwarded.
+ * - `sync`: catch-up between the two ends of one link, never forwarded;
+ * - `links`: the ids of the peers the sender is linked to (payload: a JSON array), sent to
+ *   every peer whenever that set changes, so peers can skip forwarding to nodes the origin
+ *   of an event already sent it to.
  */
 export interface FloodHeader {
   t: 'room' | 'w';
@@ -68,7 +71,10 @@ export interface AckHeader {
 export interface SyncHeader {
   t: 'sync';
 }
-export type EnvelopeHeader = FloodHeader | AckHeader | SyncHeader;
+export interface LinksHeader {
+  t: 'links';
+}
+export type EnvelopeHeader = FloodHeader | AckHeader | SyncHeader | LinksHeader;
 export type RoomEventHeader = FloodHeader;
 
 export interface Envelope {
@@ -111,6 +117,8 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
       return { header: { t: 'ack', id: h.id }, payload };
     case 'sync':
       return { header: { t: 'sync' }, payload };
+    case 'links':
+      return { header: { t: 'links' }, payload };
     default:
       return null;
   }

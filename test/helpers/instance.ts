@@ -50,6 +50,8 @@ export interface Health {
   uptime: number;
   connections: number;
   rooms: number;
+  store: { conversations: number; messages: number; tombstones: number };
+  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
   peers: PeerRow[];
 }
 

@@ -132,6 +132,37 @@ describe('mesh: three instances, full mesh', () => {
   });
 });
 
+describe('mesh: forwarding cost', () => {
+  const meshCounters = async (nodes: Instance[]) => Promise.all(nodes.map(async (n) => (await n.health()).body.mesh));
+
+  it('forwards nothing in a full mesh: the origin reached everyone itself, so no duplicates', async () => {
+    const nodes = await fullMesh(3);
+    const members = await Promise.all(nodes.map(async (n, i) => {
+      const c = await connect(n);
+      await c.join('cost', `u${i}`);
+      return c;
+    }));
+    // Links are advertised right after they come up; wait until a message costs no forward.
+    let k = 0;
+    await poll(async () => {
+      const before = await meshCounters(nodes);
+      const text = `probe-${k++}`;
+      await members[0].say('cost', text);
+      await Promise.all(members.map((m) => m.waitFor((f) => f.text === text)));
+      const after = await meshCounters(nodes);
+      return after.every((c, i) => c.forwarded === before[i].forwarded);
+    }, { timeoutMs: 5000, what: 'links advertised' });
+    const before = await meshCounters(nodes);
+    await exchangeAndCount('cost', members, 5);
+    const after = await meshCounters(nodes);
+    after.forEach((c, i) => {
+      expect(c.forwarded - before[i].forwarded, `forwards at node ${i}`).to.equal(0);
+      expect(c.duplicates - before[i].duplicates, `duplicates at node ${i}`).to.equal(0);
+      expect(c.skippedForwards - before[i].skippedForwards, `skipped at node ${i}`).to.be.above(0);
+    });
+  });
+});
+
 describe('mesh: line topology A–B–C and the hop limit', () => {
   async function line(hops?: number): Promise<[Instance, Instance, Instance]> {
     const [pa, pb, pc] = await Promise.all([freePort(), freePort(), freePort()]);
@@ -157,6 +188,10 @@ describe('mesh: line topology A–B–C and the hop limit', () => {
     await cb.join('line', 'b');
     await cc.join('line', 'c');
     await exchangeAndCount('line', [ca, cb, cc], 5);
+    // B carried A's and C's messages across: it forwarded them, A and C forwarded nothing.
+    const [ma, mb, mc] = await Promise.all([a, b, c].map(async (n) => (await n.health()).body.mesh));
+    expect(mb.forwarded).to.be.at.least(12);
+    expect([ma.forwarded, mc.forwarded]).to.deep.equal([0, 0]);
   });
 
   it('does not reach C with a hop limit of 1', async () => {
