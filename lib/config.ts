@@ -82,6 +82,8 @@ export interface ChatmeshOptions {
   maxBodyBytes: number;
   /** Messages of history in the `joined` reply. `HISTORY_ON_JOIN`. @default 50 */
   historyOnJoin: number;
+  /** Offer permessage-deflate to clients (costs CPU and memory per connection). `PER_MESSAGE_DEFLATE=1`. @default false */
+  perMessageDeflate: boolean;
   /** `LOG_LEVEL`. @default 'info' */
   logLevel: LogLevel;
 }
@@ -124,6 +126,7 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   replicationAckTimeoutMs: 1000,
   maxBodyBytes: 64 * 1024,
   historyOnJoin: 50,
+  perMessageDeflate: false,
   logLevel: 'info',
 });
 
@@ -208,7 +211,7 @@ export function normalizePeerUrl(raw: string, variable: string): string {
 }
 
 /** The environment variable behind each option that can be set from the environment. */
-const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string']> = {
+const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = {
   PORT: ['port', 'int'],
   HOST: ['host', 'string'],
   MESH_PORT: ['meshPort', 'int'],
@@ -245,6 +248,7 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string']> = {
   REPLICATION_ACK_TIMEOUT_MS: ['replicationAckTimeoutMs', 'int'],
   MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
   HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
+  PER_MESSAGE_DEFLATE: ['perMessageDeflate', 'bool'],
   LOG_LEVEL: ['logLevel', 'string'],
 };
 
@@ -254,7 +258,11 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ChatmeshOp
   for (const [variable, [key, kind]] of Object.entries(ENV)) {
     const raw = env[variable];
     if (raw === undefined || raw === '') continue;
-    if (kind === 'int') {
+    if (kind === 'bool') {
+      const v = raw.trim().toLowerCase();
+      if (!['1', '0', 'true', 'false', 'yes', 'no'].includes(v)) throw new ConfigError(variable, `must be 1 or 0, not ${JSON.stringify(raw)}`);
+      partial[key] = ['1', 'true', 'yes'].includes(v);
+    } else if (kind === 'int') {
       if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `must be a whole number, not ${JSON.stringify(raw)}`);
       partial[key] = Number(raw.trim());
     } else {

@@ -18,10 +18,11 @@ import type { Mesh, PeerStatus } from '../mesh/mesh.js';
 import type { Replicator } from '../mesh/replicator.js';
 import { decodeClientFrame, errorFrame, type ClientFrame, type RoomEvent } from '../protocol/client-frames.js';
 import { ClientConnection } from './client-connection.js';
+import { encodeTextFrame } from './text-frame.js';
 
 export type GatewayOptions = Pick<
   ChatmeshOptions,
-  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin'
+  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
 >;
 
 export interface NodeInfo {
@@ -65,7 +66,9 @@ export class ChatGateway {
       noServer: true,
       clientTracking: false,
       maxPayload: options.maxPayloadBytes,
-      perMessageDeflate: false,
+      // Off by default: compressing costs CPU per recipient and memory per connection, and
+      // opens the door to compression bombs. Opt in with PER_MESSAGE_DEFLATE=1.
+      perMessageDeflate: options.perMessageDeflate,
     });
     mesh.on('room', this.deliverLocal);
     replicator.on('deliver', this.deliverLocal);
@@ -77,7 +80,7 @@ export class ChatGateway {
 
   /** Completes a WebSocket upgrade on the client path. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket));
   }
 
   /** Number of open client connections. */
@@ -164,9 +167,13 @@ export class ChatGateway {
       this.replicator.commit(event, false);
       return;
     }
-    const frame = Buffer.from(JSON.stringify(event));
-    for (const member of this.rooms.members(room)) if (member !== except) member.send(frame);
-    this.mesh.publish(room, this.mesh.nextId(), frame);
+    const payload = Buffer.from(JSON.stringify(event));
+    const members = this.rooms.members(room);
+    if (members.size > 0) {
+      const frame = encodeTextFrame(payload);
+      for (const member of members) if (member !== except) member.sendFrame(frame, payload);
+    }
+    this.mesh.publish(room, this.mesh.nextId(), payload);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -192,12 +199,12 @@ export class ChatGateway {
     this.closing = true;
   }
 
-  private onConnection(ws: WebSocket): void {
+  private onConnection(ws: WebSocket, raw: Duplex): void {
     if (this.closing) {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
-    const conn = new ClientConnection(this.nextConnectionId++, ws);
+    const conn = new ClientConnection(this.nextConnectionId++, ws, raw);
     this.connections.add(conn);
     ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));
     ws.on('pong', () => {
@@ -277,8 +284,11 @@ export class ChatGateway {
     conn.send(Buffer.from(errorFrame(code, message)));
   }
 
-  /** A room event from a peer: to local members only. */
+  /** A room event for local members only (from a peer, or a write applied here): one frame for all. */
   private readonly deliverLocal = (room: string, payload: Buffer): void => {
-    for (const member of this.rooms.members(room)) member.send(payload);
+    const members = this.rooms.members(room);
+    if (members.size === 0) return;
+    const frame = encodeTextFrame(payload);
+    for (const member of members) member.sendFrame(frame, payload);
   };
 }
