@@ -46,7 +46,22 @@ export interface HealthReport {
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
 }
 
+/** Counters read by /metrics. */
+export interface GatewayCounters {
+  connectionsOpened: number;
+  connectionsClosed: number;
+  /** Client frames received (valid or not). */
+  framesIn: number;
+  /** Chat messages accepted from clients. */
+  messagesIn: number;
+  /** Frames written to clients for room events (one per recipient). */
+  deliveries: number;
+  /** Client frames refused, by error code. */
+  errors: Record<string, number>;
+}
+
 export class ChatGateway {
+  readonly counters: GatewayCounters = { connectionsOpened: 0, connectionsClosed: 0, framesIn: 0, messagesIn: 0, deliveries: 0, errors: {} };
   private readonly rooms = new RoomRegistry<ClientConnection>();
   private readonly connections = new Set<ClientConnection>();
   private readonly wss: WebSocketServer;
@@ -134,6 +149,7 @@ export class ChatGateway {
    * stable code and leaves the connection open; nothing a client sends can throw out of here.
    */
   handleMessage(conn: ClientConnection, data: RawData, isBinary: boolean): void {
+    this.counters.framesIn++;
     if (isBinary) {
       this.sendError(conn, ClientErrorCode.BinaryNotSupported, 'frames must be JSON text');
       return;
@@ -149,6 +165,7 @@ export class ChatGateway {
   /** Releases everything a closed connection held: room memberships (with presence leave events). */
   cleanup(conn: ClientConnection): void {
     if (!this.connections.delete(conn)) return;
+    this.counters.connectionsClosed++;
     for (const [room, user] of conn.rooms) this.leaveRoom(conn, room, user);
     conn.socket.removeAllListeners();
     // An 'error' after this point must still not crash the process.
@@ -172,6 +189,7 @@ export class ChatGateway {
     if (members.size > 0) {
       const frame = encodeTextFrame(payload);
       for (const member of members) if (member !== except) member.sendFrame(frame, payload);
+      this.counters.deliveries += except && members.has(except) ? members.size - 1 : members.size;
     }
     this.mesh.publish(room, this.mesh.nextId(), payload);
   }
@@ -206,6 +224,7 @@ export class ChatGateway {
     }
     const conn = new ClientConnection(this.nextConnectionId++, ws, raw);
     this.connections.add(conn);
+    this.counters.connectionsOpened++;
     ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));
     ws.on('pong', () => {
       conn.isAlive = true;
@@ -260,6 +279,7 @@ export class ChatGateway {
           this.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
           return;
         }
+        this.counters.messagesIn++;
         // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
         const stamp = this.store.nextStamp();
         this.broadcast(frame.room, { type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall });
@@ -281,6 +301,7 @@ export class ChatGateway {
   }
 
   private sendError(conn: ClientConnection, code: string, message: string): void {
+    this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;
     conn.send(Buffer.from(errorFrame(code, message)));
   }
 
@@ -290,5 +311,6 @@ export class ChatGateway {
     if (members.size === 0) return;
     const frame = encodeTextFrame(payload);
     for (const member of members) member.sendFrame(frame, payload);
+    this.counters.deliveries += members.size;
   };
 }

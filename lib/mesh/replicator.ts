@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
+import { parseTimestampId } from '../core/hybrid-clock.js';
 import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from './mesh.js';
 
@@ -48,8 +49,10 @@ export interface CommitResult {
 
 export class Replicator extends EventEmitter<ReplicatorEvents> {
   private sweeper: NodeJS.Timeout | null = null;
-  /** Catch-up counters, for /health and tests. */
-  readonly counters = { summariesSent: 0, wantsSent: 0, writesReceivedInCatchUp: 0 };
+  /** Replication and catch-up counters, for /health, /metrics and tests. */
+  readonly counters = { writesCommitted: 0, writesFromPeers: 0, summariesSent: 0, wantsSent: 0, writesReceivedInCatchUp: 0 };
+  /** Called with the replication lag of each write applied from a peer: now − the write's clock time, ms. */
+  lagObserver: ((ms: number) => void) | null = null;
 
   constructor(
     readonly store: ConversationStore,
@@ -87,6 +90,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const payload = Buffer.from(JSON.stringify(write));
     const result = this.store.apply(write);
     if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
+    this.counters.writesCommitted++;
     if (isLiveWrite(write)) this.emit('deliver', write.room, payload);
     const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
     return { result, replicated };
@@ -105,7 +109,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       return;
     }
     // The payload bytes are delivered as they came: the frame is never re-encoded.
-    if (this.store.apply(write) === 'applied' && this.isVisible(write)) this.emit('deliver', room, payload);
+    if (this.store.apply(write) !== 'applied') return;
+    this.counters.writesFromPeers++;
+    if (this.lagObserver) {
+      const at = parseTimestampId(writeId(write));
+      if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
+    }
+    if (this.isVisible(write)) this.emit('deliver', room, payload);
   };
 
   /** A write members should see live: not a creation, and not a message already deleted. */
