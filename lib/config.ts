@@ -82,6 +82,18 @@ export interface ChatmeshOptions {
   maxBodyBytes: number;
   /** Messages of history in the `joined` reply. `HISTORY_ON_JOIN`. @default 50 */
   historyOnJoin: number;
+  /** Unsent bytes a client may have before it is cut as a slow consumer (close 1013). `MAX_CLIENT_BUFFER_BYTES`. @default 1 MiB */
+  maxClientBufferBytes: number;
+  /** Frames per second a connection may send, on average. `RATE_LIMIT_PER_SEC`. @default 1000 */
+  rateLimitPerSec: number;
+  /** Frames a connection may send in a burst. `RATE_LIMIT_BURST`. @default 2000 */
+  rateLimitBurst: number;
+  /** Frames refused in a row (rate_limited) before the connection is closed with 1008. `RATE_LIMIT_STRIKES`. @default 100 */
+  rateLimitStrikes: number;
+  /** Client connections per instance; more are refused with HTTP 503. `MAX_CONNECTIONS`. @default 50000 */
+  maxConnections: number;
+  /** Browser origins allowed to connect (comma-separated); unset allows all. `ALLOWED_ORIGINS`. */
+  allowedOrigins: string[];
   /** Offer permessage-deflate to clients (costs CPU and memory per connection). `PER_MESSAGE_DEFLATE=1`. @default false */
   perMessageDeflate: boolean;
   /** `LOG_LEVEL`. @default 'info' */
@@ -127,6 +139,12 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   maxBodyBytes: 64 * 1024,
   historyOnJoin: 50,
   perMessageDeflate: false,
+  maxClientBufferBytes: 1024 * 1024,
+  rateLimitPerSec: 1000,
+  rateLimitBurst: 2000,
+  rateLimitStrikes: 100,
+  maxConnections: 50_000,
+  allowedOrigins: [],
   logLevel: 'info',
 });
 
@@ -148,7 +166,8 @@ const POSITIVE_INTEGERS = [
   'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'shutdownTimeoutMs',
   'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
   'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations',
-  'replicationAckTimeoutMs', 'maxBodyBytes',
+  'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'rateLimitPerSec', 'rateLimitBurst',
+  'rateLimitStrikes', 'maxConnections',
 ] as const;
 
 /** Merges options over the defaults and checks them; throws ConfigError (naming the option) on a bad value. */
@@ -249,6 +268,11 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
   HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
   PER_MESSAGE_DEFLATE: ['perMessageDeflate', 'bool'],
+  MAX_CLIENT_BUFFER_BYTES: ['maxClientBufferBytes', 'int'],
+  RATE_LIMIT_PER_SEC: ['rateLimitPerSec', 'int'],
+  RATE_LIMIT_BURST: ['rateLimitBurst', 'int'],
+  RATE_LIMIT_STRIKES: ['rateLimitStrikes', 'int'],
+  MAX_CONNECTIONS: ['maxConnections', 'int'],
   LOG_LEVEL: ['logLevel', 'string'],
 };
 
@@ -275,6 +299,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ChatmeshOp
   }
   if (env.PEERS_FILE) peers.push(...readPeersFile(env.PEERS_FILE));
   partial.peers = peers;
+  if (env.ALLOWED_ORIGINS) partial.allowedOrigins = env.ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '');
   try {
     return resolveOptions(partial as Partial<ChatmeshOptions>);
   } catch (err) {

@@ -13,6 +13,7 @@ export const ClientErrorCode = {
   UserMismatch: 'user_mismatch',
   TooManyRooms: 'too_many_rooms',
   BinaryNotSupported: 'binary_not_supported',
+  RateLimited: 'rate_limited',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -22,8 +23,12 @@ export const CloseCode = {
   GoingAway: 1001,
   /** Frame not valid UTF-8 (sent by ws itself). */
   InvalidPayload: 1007,
+  /** Policy violation: sustained flooding over the rate limit. */
+  PolicyViolation: 1008,
   /** Frame over the size limit (sent by ws itself). */
   MessageTooBig: 1009,
+  /** Slow consumer: the client does not read and its send buffer is full. */
+  TryAgainLater: 1013,
   /** Peer: a second link to the same node; the other one is kept. */
   DuplicateLink: 4000,
   /** Peer: authentication failed or not allowed from this address. */

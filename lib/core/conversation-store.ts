@@ -110,6 +110,26 @@ export class ConversationStore {
     return out.reverse();
   }
 
+  /**
+   * The messages after `sinceId` in history order, for a client that resumes. `found` is
+   * false when `sinceId` is not in the kept history (too old, or unknown): the gap cannot be
+   * filled exactly.
+   */
+  messagesAfter(room: string, sinceId: string): { found: boolean; messages: StoredMessage[] } {
+    const conv = this.live(room);
+    const entry = conv?.byId.get(sinceId);
+    if (!conv || !entry) return { found: false, messages: [] };
+    const start = conv.messages.indexOf(entry) + 1;
+    return { found: true, messages: conv.messages.slice(start).filter((m) => !m.deleted).map(publicMessage) };
+  }
+
+  /** False when a message at `timestamp` would fall before every message of a full conversation. */
+  acceptsMessageAt(room: string, timestamp: number, id: string): boolean {
+    const conv = this.live(room);
+    if (!conv || conv.messages.length < this.options.maxMessagesPerConversation) return true;
+    return compare({ timestamp, id }, conv.messages[0]) > 0;
+  }
+
   hasMessage(room: string, messageId: string): boolean {
     return this.messageTimestamp(room, messageId) !== null;
   }
@@ -141,9 +161,12 @@ export class ConversationStore {
     let result: ApplyResult;
     switch (write.type) {
       case 'created':
-        if (id >= conv.createdId) return 'duplicate';
-        conv.createdId = id;
-        result = 'applied';
+        if (id >= conv.createdId) {
+          result = 'duplicate';
+        } else {
+          conv.createdId = id;
+          result = 'applied';
+        }
         break;
       case 'message':
         result = this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false });
@@ -152,8 +175,10 @@ export class ConversationStore {
         result = this.addTombstone(conv, write.id, write.ts, ts.wall);
         break;
     }
-    // Only a write that changed something counts as activity (the TTL and eviction clock).
-    if (result === 'applied' && ts.wall > conv.lastActivity) conv.lastActivity = ts.wall;
+    // Activity (the TTL and eviction clock) is the latest clock time of every write received
+    // for the conversation, whatever it changed: a maximum over a set, so every node holding
+    // the same writes agrees, whatever order they came in.
+    if (ts.wall > conv.lastActivity) conv.lastActivity = ts.wall;
     return result;
   }
 
@@ -240,7 +265,7 @@ export class ConversationStore {
     conv.byId.set(message.id, message);
     if (!message.deleted) conv.visible++;
     conv.digest ^= hash64(message.id);
-    if (conv.messages.length > max) this.trim(conv, max);
+    if (conv.messages.length >= max) this.trim(conv, max);
     return 'applied';
   }
 

@@ -13,16 +13,17 @@ import type { ChatmeshOptions } from '../config.js';
 import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ConversationStore } from '../core/conversation-store.js';
+import type { ConversationStore, StoredMessage } from '../core/conversation-store.js';
 import type { Mesh, PeerStatus } from '../mesh/mesh.js';
 import type { Replicator } from '../mesh/replicator.js';
 import { decodeClientFrame, errorFrame, type ClientFrame, type RoomEvent } from '../protocol/client-frames.js';
-import { ClientConnection } from './client-connection.js';
+import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
 
 export type GatewayOptions = Pick<
   ChatmeshOptions,
-  'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
+  | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
+  | 'maxClientBufferBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
 >;
 
 export interface NodeInfo {
@@ -67,6 +68,7 @@ export class ChatGateway {
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | null = null;
   private nextConnectionId = 1;
+  private readonly limits: ConnectionLimits;
   private closing = false;
 
   constructor(
@@ -85,6 +87,7 @@ export class ChatGateway {
       // opens the door to compression bombs. Opt in with PER_MESSAGE_DEFLATE=1.
       perMessageDeflate: options.perMessageDeflate,
     });
+    this.limits = { maxBufferBytes: options.maxClientBufferBytes, ratePerSec: options.rateLimitPerSec, burst: options.rateLimitBurst };
     mesh.on('room', this.deliverLocal);
     replicator.on('deliver', this.deliverLocal);
   }
@@ -93,8 +96,22 @@ export class ChatGateway {
     this.heartbeat = setInterval(() => this.markAlive(), this.options.pingIntervalMs);
   }
 
-  /** Completes a WebSocket upgrade on the client path. */
+  /**
+   * Completes a WebSocket upgrade on the client path, unless the instance is full (503) or
+   * the browser origin is not allowed (403).
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.connections.size >= this.options.maxConnections) {
+      this.counters.errors.connection_limit = (this.counters.errors.connection_limit ?? 0) + 1;
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && this.options.allowedOrigins.length > 0 && !this.options.allowedOrigins.includes(origin)) {
+      this.counters.errors.origin_not_allowed = (this.counters.errors.origin_not_allowed ?? 0) + 1;
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket));
   }
 
@@ -150,6 +167,16 @@ export class ChatGateway {
    */
   handleMessage(conn: ClientConnection, data: RawData, isBinary: boolean): void {
     this.counters.framesIn++;
+    if (!conn.takeToken()) {
+      // Over the rate: the frame is refused (not queued). A client that keeps flooding is cut.
+      if (++conn.strikes >= this.options.rateLimitStrikes) {
+        conn.socket.close(CloseCode.PolicyViolation, 'rate limit exceeded');
+        return;
+      }
+      this.sendError(conn, ClientErrorCode.RateLimited, `over ${this.options.rateLimitPerSec} frames per second`);
+      return;
+    }
+    conn.strikes = 0;
     if (isBinary) {
       this.sendError(conn, ClientErrorCode.BinaryNotSupported, 'frames must be JSON text');
       return;
@@ -222,7 +249,7 @@ export class ChatGateway {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
-    const conn = new ClientConnection(this.nextConnectionId++, ws, raw);
+    const conn = new ClientConnection(this.nextConnectionId++, ws, raw, this.limits);
     this.connections.add(conn);
     this.counters.connectionsOpened++;
     ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));
@@ -244,7 +271,7 @@ export class ChatGateway {
             this.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
             return;
           }
-          conn.send(this.joinedFrame(frame.room, current));
+          conn.send(this.joinedFrame(frame.room, current, frame.since));
           return;
         }
         if (conn.rooms.size >= this.options.maxRoomsPerConnection) {
@@ -255,7 +282,7 @@ export class ChatGateway {
         if (!this.store.has(frame.room)) this.replicator.commit({ type: 'created', room: frame.room, id: this.store.nextId() });
         conn.rooms.set(frame.room, frame.user);
         this.rooms.join(frame.room, conn);
-        conn.send(this.joinedFrame(frame.room, frame.user));
+        conn.send(this.joinedFrame(frame.room, frame.user, frame.since));
         this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn);
         return;
       }
@@ -288,9 +315,22 @@ export class ChatGateway {
     }
   }
 
-  /** The `joined` reply, with the room's recent history (oldest first). */
-  private joinedFrame(room: string, user: string): Buffer {
-    const history = this.store.recent(room, this.options.historyOnJoin).map((m) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp }));
+  /**
+   * The `joined` reply. Without `since`: the room's recent history (oldest first). With
+   * `since` (resume): every message after it, in order, or — when `since` is no longer in
+   * the kept history — `gap: true` with the recent history, so the client knows it missed
+   * more than it is given. The reply is sent in the same turn as the membership starts, so
+   * no live message can fall between the replay and the live stream.
+   */
+  private joinedFrame(room: string, user: string, since: string | undefined): Buffer {
+    const wire = (m: StoredMessage) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp });
+    if (since !== undefined) {
+      const after = this.store.messagesAfter(room, since);
+      if (after.found) return Buffer.from(JSON.stringify({ type: 'joined', room, user, since, gap: false, history: after.messages.map(wire) }));
+      const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
+      return Buffer.from(JSON.stringify({ type: 'joined', room, user, since, gap: true, history }));
+    }
+    const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
     return Buffer.from(JSON.stringify({ type: 'joined', room, user, history }));
   }
 

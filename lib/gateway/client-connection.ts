@@ -8,22 +8,52 @@ import type { WebSocket } from 'ws';
 
 const TEXT = { binary: false } as const;
 
+/** Limits shared by every connection of a gateway (one object, not one per connection). */
+export interface ConnectionLimits {
+  maxBufferBytes: number;
+  ratePerSec: number;
+  burst: number;
+}
+
+/** Close code for a client that reads too slowly. */
+export const SLOW_CONSUMER = 1013;
+
 export class ClientConnection {
   /** room → the user name this connection joined it with. */
   readonly rooms = new Map<string, string>();
   /** Cleared on each heartbeat, set again by the pong. */
   isAlive = true;
+  /** Token bucket (inline, to keep an idle connection small). */
+  private tokens: number;
+  private refilledAt = Date.now();
+  /** Frames refused in a row by the rate limit. */
+  strikes = 0;
+  private cut = false;
 
   constructor(
     readonly id: number,
     readonly socket: WebSocket,
     /** The TCP socket under `socket` (the one the upgrade came on). */
     private readonly raw: Duplex,
-  ) {}
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.tokens = limits.burst;
+  }
+
+  /** Takes one token for an incoming frame; false when the connection is over its rate. */
+  takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) * this.limits.ratePerSec) / 1000);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 
   /** Sends a text message (a reply to this connection only). */
   send(payload: Buffer): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(payload, TEXT);
+    if (this.socket.readyState !== this.socket.OPEN || this.overBuffer()) return;
+    this.socket.send(payload, TEXT);
   }
 
   /**
@@ -32,10 +62,24 @@ export class ClientConnection {
    * the socket at once, in call order, so frames never interleave.
    */
   sendFrame(frame: Buffer, payload: Buffer): void {
-    if (this.socket.readyState !== this.socket.OPEN) return;
+    if (this.socket.readyState !== this.socket.OPEN || this.overBuffer()) return;
     // A connection that negotiated compression needs ws to compress for it.
     if (this.compressed) this.socket.send(payload, TEXT);
     else this.raw.write(frame);
+  }
+
+  /**
+   * A client that does not read is cut instead of growing our memory: once its unsent bytes
+   * pass the limit it is closed (1013) and nothing more is queued for it.
+   */
+  private overBuffer(): boolean {
+    if (this.cut) return true;
+    if (this.raw.writableLength + this.socket.bufferedAmount <= this.limits.maxBufferBytes) return false;
+    this.cut = true;
+    this.socket.close(SLOW_CONSUMER, 'slow consumer: send buffer full');
+    // It is not reading, so it will not answer the close handshake either.
+    setTimeout(() => this.socket.terminate(), 1000).unref();
+    return true;
   }
 
   private get compressed(): boolean {

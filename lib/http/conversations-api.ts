@@ -109,11 +109,11 @@ export class ConversationsApi {
     }
     const stamp = this.store.nextStamp();
     const timestamp = given ?? stamp.wall;
-    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
-    if (result === 'ignored') {
+    if (!this.store.acceptsMessageAt(conversationId, timestamp, stamp.id)) {
       // Older than every message kept in a full conversation: it would be dropped at once.
       throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
     }
+    const { replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
     await replicated;
     sendJson(res, 201, { id: stamp.id, sender, content, timestamp });
   }

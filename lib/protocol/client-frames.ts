@@ -9,6 +9,8 @@ export interface JoinFrame {
   type: 'join';
   room: string;
   user: string;
+  /** Resume: the id of the last message this client saw in the room. */
+  since?: string;
 }
 export interface LeaveFrame {
   type: 'leave';
@@ -65,7 +67,11 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       if (typeof room !== 'string') return room;
       const user = checkName(obj, 'user', limits);
       if (typeof user !== 'string') return user;
-      return { ok: true, frame: { type, room, user } };
+      const since = obj.since;
+      if (since !== undefined && (typeof since !== 'string' || since.length === 0 || since.length > 256)) {
+        return fail(ClientErrorCode.InvalidField, 'since must be a message id');
+      }
+      return { ok: true, frame: since === undefined ? { type, room, user } : { type, room, user, since } };
     }
     case 'leave': {
       const room = checkName(obj, 'room', limits);

@@ -820,7 +820,8 @@ describe('client protocol: volume', function () {
   this.timeout(30_000);
 
   it('20,000 messages on one connection reach both members, all of them, in order, exactly once', async () => {
-    const instance = await Instance.start({ env: { LOG_LEVEL: 'info' } });
+    // Far over the default per-connection rate limit on purpose: this is about volume.
+    const instance = await Instance.start({ env: { LOG_LEVEL: 'info', RATE_LIMIT_PER_SEC: '1000000', RATE_LIMIT_BURST: '1000000' } });
     const sender = await connect(instance.url);
     const receiver = await connect(instance.url);
     await sender.join('bulk', 'sender');
