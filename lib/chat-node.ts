@@ -13,7 +13,11 @@ import { ChatGateway } from './gateway/chat-gateway.js';
 import { ConversationStore } from './core/conversation-store.js';
 import { ConversationsApi } from './http/conversations-api.js';
 import { createHttpServer } from './http/http-server.js';
+import { createNodeMetrics } from './http/metrics.js';
+import type { Registry } from 'prom-client';
 import { Replicator } from './mesh/replicator.js';
+import { ClusterPresence } from './mesh/cluster-presence.js';
+import { PresenceTable } from './core/presence-table.js';
 import { createLogger, type Logger } from './log.js';
 import { Mesh } from './mesh/mesh.js';
 import { MESH_PATH } from './mesh/peer-protocol.js';
@@ -41,7 +45,10 @@ export class ChatNode {
   private _mesh: Mesh | null = null;
   private _gateway: ChatGateway | null = null;
   private _replicator: Replicator | null = null;
+  private _presence: ClusterPresence | null = null;
   private _api: ConversationsApi | null = null;
+  /** This node's Prometheus registry (GET /metrics); never the global one. */
+  private _metrics: Registry | null = null;
   private _port = 0;
   private _meshPort = 0;
 
@@ -81,6 +88,7 @@ export class ChatNode {
 
     this.server = createHttpServer(o, {
       health: () => this.gateway.healthCheck(),
+      metrics: () => this._metrics,
       api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
@@ -105,7 +113,9 @@ export class ChatNode {
       this.log,
     );
     this._api = new ConversationsApi(o, store, this._replicator);
-    this._gateway = new ChatGateway(o, this._mesh, this._replicator, store, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this.log);
+    this._gateway = new ChatGateway(o, this._mesh, this._replicator, store, this._presence, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();
     this._gateway.start();
 
@@ -143,6 +153,7 @@ export class ChatNode {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
       this._replicator?.close();
+      this._presence?.close();
       await this._mesh?.close();
     })();
     await Promise.race([steps, deadline]);

@@ -3,8 +3,9 @@
  * Options are merged and checked once, here; the rest of the code only reads them.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
-export type DiscoveryMode = 'mdns' | 'static' | 'off';
+export type DiscoveryMode = 'mdns' | 'static' | 'dns' | 'off';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 export interface ChatmeshOptions {
@@ -60,6 +61,14 @@ export interface ChatmeshOptions {
   mdnsType: string;
   /** How often mDNS asks again for peers. `MDNS_QUERY_INTERVAL_MS`. @default 10000 */
   mdnsQueryIntervalMs: number;
+  /** DISCOVERY=dns: the name to resolve (SRV records if it starts with `_`, else A/AAAA). `PEERS_DNS`. */
+  peersDns: string | undefined;
+  /** DISCOVERY=dns: port of the peers found by A/AAAA records; this node's mesh port when unset. `PEERS_DNS_PORT`. */
+  peersDnsPort: number | undefined;
+  /** DISCOVERY=dns: time between lookups. `PEERS_DNS_INTERVAL_MS`. @default 5000 */
+  peersDnsIntervalMs: number;
+  /** DISCOVERY=dns: DNS server to ask (`ip:port`), instead of the system's. `PEERS_DNS_SERVER`. */
+  peersDnsServer: string | undefined;
   /** Longest a graceful stop waits for peers and clients. `SHUTDOWN_TIMEOUT_MS`. @default 3000 */
   shutdownTimeoutMs: number;
   /** HTTP: time to receive the request headers. `HTTP_HEADERS_TIMEOUT_MS`. @default 15000 */
@@ -127,6 +136,10 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   seenMax: 200_000,
   mdnsType: 'chatmesh',
   mdnsQueryIntervalMs: 10_000,
+  peersDns: undefined,
+  peersDnsPort: undefined,
+  peersDnsIntervalMs: 5000,
+  peersDnsServer: undefined,
   shutdownTimeoutMs: 3000,
   httpHeadersTimeoutMs: 15_000,
   httpRequestTimeoutMs: 30_000,
@@ -163,7 +176,7 @@ export class ConfigError extends Error {
 const POSITIVE_INTEGERS = [
   'maxPayloadBytes', 'maxPeerPayloadBytes', 'maxTextLength', 'maxNameLength', 'maxRoomsPerConnection',
   'pingIntervalMs', 'peerHeartbeatMs', 'peerTimeoutMs', 'peerHandshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs',
-  'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'shutdownTimeoutMs',
+  'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'peersDnsIntervalMs', 'shutdownTimeoutMs',
   'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
   'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations',
   'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'rateLimitPerSec', 'rateLimitBurst',
@@ -177,9 +190,10 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.meshPort === undefined) merged.meshPort = merged.port;
   checkPort('port', merged.port, true);
   checkPort('meshPort', merged.meshPort, true);
-  if (!['mdns', 'static', 'off'].includes(merged.discovery)) {
-    throw new ConfigError('discovery', `must be mdns, static or off, not ${JSON.stringify(merged.discovery)}`);
+  if (!['mdns', 'static', 'dns', 'off'].includes(merged.discovery)) {
+    throw new ConfigError('discovery', `must be mdns, static, dns or off, not ${JSON.stringify(merged.discovery)}`);
   }
+  checkDnsDiscovery(merged);
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(merged.logLevel)) {
     throw new ConfigError('logLevel', `must be debug, info, warn, error or silent`);
   }
@@ -201,6 +215,31 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   }
   merged.peers = merged.peers.map((p) => normalizePeerUrl(p, 'peers'));
   return merged;
+}
+
+/** PEERS_DNS and friends: a name is needed with DISCOVERY=dns; the server must be an IP (and port). */
+function checkDnsDiscovery(merged: ChatmeshOptions): void {
+  if (merged.peersDns !== undefined) {
+    const name = merged.peersDns;
+    if (name.length > 253 || !/^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/.test(name)) {
+      throw new ConfigError('peersDns', `${JSON.stringify(name)} is not a DNS name`);
+    }
+  }
+  if (merged.discovery === 'dns' && !merged.peersDns) {
+    throw new ConfigError('peersDns', 'is needed with DISCOVERY=dns: the DNS name listing the peers (a headless Service, or an SRV name starting with _)');
+  }
+  if (merged.peersDnsPort !== undefined) checkPort('peersDnsPort', merged.peersDnsPort, false);
+  if (merged.peersDnsServer !== undefined) merged.peersDnsServer = normalizeDnsServer(merged.peersDnsServer);
+}
+
+/** Accepts `ip`, `ip:port`, `[v6]` or `[v6]:port` (what Resolver.setServers takes); the port defaults to 53. */
+export function normalizeDnsServer(raw: string): string {
+  const text = raw.trim();
+  const match = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(text) ?? [text, text, undefined];
+  const [, ip, port = '53'] = match;
+  if (!isIP(ip!)) throw new ConfigError('peersDnsServer', `${JSON.stringify(raw)} must be an IP address with an optional port (10.0.0.10:53, [fd00::a]:53)`);
+  checkPort('peersDnsServer', Number(port), false);
+  return isIP(ip!) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function checkPort(name: string, value: number, allowZero: boolean): void {
@@ -256,6 +295,10 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   SEEN_MAX: ['seenMax', 'int'],
   MDNS_TYPE: ['mdnsType', 'string'],
   MDNS_QUERY_INTERVAL_MS: ['mdnsQueryIntervalMs', 'int'],
+  PEERS_DNS: ['peersDns', 'string'],
+  PEERS_DNS_PORT: ['peersDnsPort', 'int'],
+  PEERS_DNS_INTERVAL_MS: ['peersDnsIntervalMs', 'int'],
+  PEERS_DNS_SERVER: ['peersDnsServer', 'string'],
   SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
   HTTP_HEADERS_TIMEOUT_MS: ['httpHeadersTimeoutMs', 'int'],
   HTTP_REQUEST_TIMEOUT_MS: ['httpRequestTimeoutMs', 'int'],

@@ -17,16 +17,21 @@ export interface PrimaryOptions {
 
 /** Restarts closer together than this count as a crash loop, and slow down. */
 const CRASH_WINDOW_MS = 5000;
+/** A worker that dies this many times in a row without ever becoming ready (say, PORT in use) stops the cluster. */
+const MAX_FAILED_STARTS = 3;
 
 export function runClusterPrimary(options: PrimaryOptions, log: Logger): Promise<number> {
   const meshPorts = new Map<number, number>(); // worker index → mesh port
   const byWorker = new Map<Worker, number>(); // worker → index
   const lastStart = new Map<number, number>();
+  const failedStarts = new Map<number, number>();
   let stopping = false;
+  let finish: (code: number) => void = () => {};
 
   const broadcastSiblings = () => {
     const message: ClusterMessage = { chatmesh: 'siblings', ports: [...meshPorts.values()] };
-    for (const worker of byWorker.keys()) if (worker.isConnected()) worker.send(message);
+    // A worker may be dying while we write to it: the callback swallows that EPIPE.
+    for (const worker of byWorker.keys()) if (worker.isConnected()) worker.send(message, () => {});
   };
 
   const fork = (index: number) => {
@@ -34,9 +39,11 @@ export function runClusterPrimary(options: PrimaryOptions, log: Logger): Promise
     lastStart.set(index, Date.now());
     const worker = cluster.fork({ CHATMESH_WORKER_INDEX: String(index), MESH_PORT: String(meshPort) });
     byWorker.set(worker, index);
+    worker.on('error', (err: Error) => log.debug('worker channel error', { worker: index, error: err.message }));
     worker.on('message', (message: unknown) => {
       if (!isClusterMessage(message) || message.chatmesh !== 'mesh-port') return;
       meshPorts.set(index, message.port);
+      failedStarts.set(index, 0);
       log.info('worker ready', { worker: index, pid: worker.process.pid, workerNode: message.nodeId, meshPort: message.port });
       broadcastSiblings();
     });
@@ -46,8 +53,21 @@ export function runClusterPrimary(options: PrimaryOptions, log: Logger): Promise
     const index = byWorker.get(worker);
     byWorker.delete(worker);
     if (index === undefined) return;
-    meshPorts.delete(index);
+    const wasReady = meshPorts.delete(index);
     if (stopping) return;
+    if (!wasReady) {
+      const failures = (failedStarts.get(index) ?? 0) + 1;
+      failedStarts.set(index, failures);
+      if (failures >= MAX_FAILED_STARTS) {
+        log.error('a worker cannot start: stopping the cluster (see the worker errors above)', { worker: index, attempts: failures });
+        stopping = true;
+        for (const other of byWorker.keys()) other.process.kill('SIGTERM');
+        const done = () => byWorker.size === 0 && finish(1);
+        cluster.on('exit', done);
+        done();
+        return;
+      }
+    }
     log.warn('worker died: replacing it', { worker: index, pid: worker.process.pid, code, signal });
     broadcastSiblings();
     const sinceStart = Date.now() - (lastStart.get(index) ?? 0);
@@ -58,6 +78,7 @@ export function runClusterPrimary(options: PrimaryOptions, log: Logger): Promise
   for (let i = 0; i < options.workers; i++) fork(i);
 
   return new Promise((resolve) => {
+    finish = resolve;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
         process.exit(1); // a second signal: out now

@@ -16,7 +16,10 @@ import type { Logger } from '../log.js';
 import type { ConversationStore, StoredMessage } from '../core/conversation-store.js';
 import type { Mesh, PeerStatus } from '../mesh/mesh.js';
 import type { Replicator } from '../mesh/replicator.js';
-import { decodeClientFrame, errorFrame, type ClientFrame, type RoomEvent } from '../protocol/client-frames.js';
+import type { ClusterPresence } from '../mesh/cluster-presence.js';
+import type { PresenceChange } from '../core/presence-table.js';
+import { decodeClientFrame, errorFrame, type ClientFrame, type PresenceEvent, type RoomEvent } from '../protocol/client-frames.js';
+import type { PresenceMeta } from '../mesh/peer-protocol.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
 
@@ -42,6 +45,8 @@ export interface HealthReport {
   rooms: number;
   /** The replicated store on this instance. */
   store: { conversations: number; messages: number; tombstones: number };
+  /** This process's memory, bytes. */
+  memory: { rssBytes: number; heapUsedBytes: number };
   /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
   mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
@@ -76,6 +81,7 @@ export class ChatGateway {
     private readonly mesh: Mesh,
     private readonly replicator: Replicator,
     private readonly store: ConversationStore,
+    private readonly presence: ClusterPresence,
     private readonly node: NodeInfo,
     private readonly log: Logger,
   ) {
@@ -88,8 +94,9 @@ export class ChatGateway {
       perMessageDeflate: options.perMessageDeflate,
     });
     this.limits = { maxBufferBytes: options.maxClientBufferBytes, ratePerSec: options.rateLimitPerSec, burst: options.rateLimitBurst };
-    mesh.on('room', this.deliverLocal);
+    mesh.on('room', this.onPeerRoomEvent);
     replicator.on('deliver', this.deliverLocal);
+    presence.on('change', this.onPresenceChange);
   }
 
   start(): void {
@@ -139,6 +146,7 @@ export class ChatGateway {
       rooms: this.rooms.size,
       store: this.store.stats(),
       mesh: { ...this.mesh.counters },
+      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       peers: this.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
     };
     return { statusCode: this.closing ? 503 : 200, body };
@@ -206,7 +214,7 @@ export class ChatGateway {
    * presence is live only. `except` is a local connection that must not receive the event
    * (the joiner of its own presence).
    */
-  broadcast(room: string, event: RoomEvent, except?: ClientConnection): void {
+  broadcast(room: string, event: RoomEvent, except?: ClientConnection, presence?: PresenceMeta): void {
     if (event.type === 'message') {
       this.replicator.commit(event, false);
       return;
@@ -218,7 +226,7 @@ export class ChatGateway {
       for (const member of members) if (member !== except) member.sendFrame(frame, payload);
       this.counters.deliveries += except && members.has(except) ? members.size - 1 : members.size;
     }
-    this.mesh.publish(room, this.mesh.nextId(), payload);
+    this.mesh.publish(room, this.mesh.nextId(), payload, presence);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -226,8 +234,9 @@ export class ChatGateway {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
-    this.mesh.off('room', this.deliverLocal);
+    this.mesh.off('room', this.onPeerRoomEvent);
     this.replicator.off('deliver', this.deliverLocal);
+    this.presence.off('change', this.onPresenceChange);
     const closes: Promise<void>[] = [];
     for (const conn of this.connections) {
       closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
@@ -282,8 +291,9 @@ export class ChatGateway {
         if (!this.store.has(frame.room)) this.replicator.commit({ type: 'created', room: frame.room, id: this.store.nextId() });
         conn.rooms.set(frame.room, frame.user);
         this.rooms.join(frame.room, conn);
+        const v = this.presence.table.localJoin(conn.id, frame.room, frame.user);
         conn.send(this.joinedFrame(frame.room, frame.user, frame.since));
-        this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn);
+        this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn, { c: conn.id, v });
         return;
       }
       case 'leave': {
@@ -294,6 +304,14 @@ export class ChatGateway {
         }
         this.leaveRoom(conn, frame.room, user);
         conn.send(Buffer.from(JSON.stringify({ type: 'left', room: frame.room })));
+        return;
+      }
+      case 'members': {
+        if (!conn.rooms.has(frame.room)) {
+          this.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} to see its members`);
+          return;
+        }
+        conn.send(Buffer.from(JSON.stringify({ type: 'members', room: frame.room, members: this.presence.table.members(frame.room) })));
         return;
       }
       case 'message': {
@@ -326,19 +344,42 @@ export class ChatGateway {
     const wire = (m: StoredMessage) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp });
     if (since !== undefined) {
       const after = this.store.messagesAfter(room, since);
-      if (after.found) return Buffer.from(JSON.stringify({ type: 'joined', room, user, since, gap: false, history: after.messages.map(wire) }));
+      const members = this.presence.table.members(room);
+      if (after.found) return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: false, history: after.messages.map(wire) }));
       const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-      return Buffer.from(JSON.stringify({ type: 'joined', room, user, since, gap: true, history }));
+      return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: true, history }));
     }
     const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-    return Buffer.from(JSON.stringify({ type: 'joined', room, user, history }));
+    return Buffer.from(JSON.stringify({ type: 'joined', room, user, members: this.presence.table.members(room), history }));
   }
 
   private leaveRoom(conn: ClientConnection, room: string, user: string): void {
     conn.rooms.delete(room);
     this.rooms.leave(room, conn);
-    this.broadcast(room, { type: 'presence', event: 'leave', room, user }, conn);
+    const v = this.presence.table.localLeave(conn.id, room);
+    this.broadcast(room, { type: 'presence', event: 'leave', room, user }, conn, { c: conn.id, v });
   }
+
+  /** A room event from a peer (presence): update the table, then tell local members. */
+  private readonly onPeerRoomEvent = (room: string, payload: Buffer, origin: string, meta: PresenceMeta | undefined): void => {
+    if (meta) {
+      let event: Partial<PresenceEvent>;
+      try {
+        event = JSON.parse(payload.toString());
+      } catch {
+        return;
+      }
+      if (typeof event.user !== 'string') return;
+      const applied = this.presence.table.applyEvent(origin, meta.v, event.event === 'leave' ? 'leave' : 'join', { conn: meta.c, room, user: event.user });
+      if (!applied) return; // stale: a snapshot already told us something newer
+    }
+    this.deliverLocal(room, payload);
+  };
+
+  /** A join or leave this node worked out itself (a node became unreachable, or came back). */
+  private readonly onPresenceChange = (change: PresenceChange): void => {
+    this.deliverLocal(change.room, Buffer.from(JSON.stringify({ type: 'presence', event: change.event, room: change.room, user: change.user })));
+  };
 
   private sendError(conn: ClientConnection, code: string, message: string): void {
     this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;

@@ -1,5 +1,5 @@
 /**
- * The HTTP face: routes plain requests (/health) and hands WebSocket upgrades to the client
+ * The HTTP face: routes plain requests (/health, /metrics, the chat page) and hands WebSocket upgrades to the client
  * gateway (path /) or the mesh (path /_mesh). Timeouts and header limits are set explicitly
  * against slow or hostile clients.
  */
@@ -7,6 +7,8 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
 import { HttpErrorCode } from '../errors.js';
+import { serveMetrics, type MetricsSource } from './metrics.js';
+import { isChatPagePath, serveChatPage } from './chat-page.js';
 
 export type HttpLimits = Pick<
   ChatmeshOptions,
@@ -15,6 +17,8 @@ export type HttpLimits = Pick<
 
 export interface HttpRoutes {
   health?: () => { statusCode: number; body: unknown };
+  /** GET /metrics: Prometheus text from this source (null before the node runs: 503). */
+  metrics?: () => MetricsSource | null;
   /** Requests under /api/. */
   api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
@@ -56,7 +60,10 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
     const { statusCode, body } = routes.health();
     return sendJson(res, statusCode, body);
   }
+  if (path === '/metrics' && routes.metrics) return void serveMetrics(req, res, routes.metrics());
   if (routes.api && path.startsWith('/api/')) return routes.api(req, res, path);
+  // The browser page (/, /app.js, /style.css), only where clients connect: it opens ws://its-host/.
+  if (routes.upgrades['/'] && isChatPagePath(path)) return void serveChatPage(req, res, path);
   sendJson(res, 404, { error: { code: HttpErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
 }
 

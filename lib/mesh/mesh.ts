@@ -19,7 +19,7 @@ import { isLoopback } from './auth.js';
 import { Backoff } from './backoff.js';
 import { HandshakeError, acceptorHandshake, dialerHandshake, type HandshakeContext, type PeerIdentity } from './handshake.js';
 import { PeerLink } from './peer-link.js';
-import { MESH_PATH, MESH_SUBPROTOCOL, decodeEnvelope, encodeEnvelopeHeader, type EnvelopeHeader, type FloodHeader } from './peer-protocol.js';
+import { MESH_PATH, MESH_SUBPROTOCOL, decodeEnvelope, encodeEnvelopeHeader, type EnvelopeHeader, type FloodHeader, type PresenceMeta } from './peer-protocol.js';
 import { SeenCache } from './seen-cache.js';
 
 export interface MeshOptions {
@@ -70,14 +70,16 @@ interface PeerEntry {
 }
 
 interface MeshEvents {
-  /** A room event to deliver to local members, once per event id. */
-  room: [room: string, payload: Buffer];
+  /** A room event to deliver to local members, once per event id (with presence metadata, if any). */
+  room: [room: string, payload: Buffer, origin: string, presence: PresenceMeta | undefined];
   /** A store write from a peer, once per write id; acknowledged after the handlers ran. */
   write: [room: string, payload: Buffer];
   /** A catch-up frame from one peer (link-local, never forwarded). */
   sync: [peerId: string, payload: Buffer];
   'peer-up': [id: string];
   'peer-down': [id: string];
+  /** The set of reachable nodes may have changed (a link or a peer's advertisement changed). */
+  topology: [];
 }
 
 /** How long a link that lost the duplicate tie stays open for reading (see retire). */
@@ -145,6 +147,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return [...this.linksById.keys()];
   }
 
+  /** Nodes this node can reach: its linked peers and the peers they say they are linked to. */
+  reachableNodes(): Set<string> {
+    const out = new Set<string>(this.linksById.keys());
+    for (const [peer, links] of this.peerLinks) if (this.linksById.has(peer)) for (const id of links) out.add(id);
+    out.delete(this.options.nodeId);
+    return out;
+  }
+
   /** Size of the dedupe cache (bounded by seenMax). */
   get seenSize(): number {
     return this.seen.size;
@@ -194,8 +204,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
    * Sends a room event, born on this node, to every peer. `payload` is the frame exactly as
    * clients receive it; it is not parsed again anywhere in the mesh.
    */
-  publish(room: string, id: string, payload: Buffer): void {
-    this.flood('room', room, id, payload);
+  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
+    this.flood('room', room, id, payload, false, presence);
   }
 
   /**
@@ -227,10 +237,10 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return true;
   }
 
-  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false): PeerLink[] {
+  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false, presence?: PresenceMeta): PeerLink[] {
     this.seen.add(id);
     if (this.linksById.size === 0) return [];
-    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}) };
+    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}) };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
     const links = [...this.linksById.values()];
     for (const link of links) link.send(frame);
@@ -361,6 +371,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
       // The peer dialled us at the same moment and its link won; it is linked.
       return;
     }
+    if (entry.link) {
+      // The peer's own dial reached us first while ours was still trying: it is linked, and
+      // our failed attempt must not mark it down.
+      this.log.debug('dial failed, but the peer is linked already', { address: entry.address, reason: err.message });
+      return;
+    }
     if (refused) {
       // Never a tight loop against a peer that refuses us: log it, show it, retry slowly.
       this.log.warn('peer rejected', {
@@ -440,6 +456,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     // nothing sent on a link that lost a tie or belonged to an old incarnation is missed.
     this.emit('peer-up', peer.id);
     this.advertiseLinks();
+    this.emit('topology');
   }
 
   /**
@@ -475,6 +492,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.closed || !wasActive) return;
     this.peerLinks.delete(link.id);
     this.advertiseLinks();
+    this.emit('topology');
     this.log.warn('peer down', { peer: link.id, address: link.address, code, reason });
     this.emit('peer-down', link.id);
     if (entry) {
@@ -530,7 +548,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
       this.emit('write', header.r, payload);
       if (fromOrigin) this.sendAck(from, header.id);
     } else {
-      this.emit('room', header.r, payload);
+      this.emit('room', header.r, payload, header.o, header.p);
     }
     const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
     if (hopsLeft <= 0 || this.linksById.size < 2) return;
@@ -572,7 +590,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
       return;
     }
     // Only the active link's advertisement counts (a retired duplicate may still be read).
-    if (this.linksById.get(from.id) === from) this.peerLinks.set(from.id, new Set(ids as string[]));
+    if (this.linksById.get(from.id) !== from) return;
+    this.peerLinks.set(from.id, new Set(ids as string[]));
+    this.emit('topology');
   }
 
   private sendAck(link: PeerLink, id: string): void {

@@ -63,6 +63,13 @@ export interface FloodHeader {
   r: string;
   /** On a write: 1 when the origin waits for acknowledgements. */
   a?: 1;
+  /** On a presence event: the origin's connection and its presence-table version. */
+  p?: PresenceMeta;
+}
+
+export interface PresenceMeta {
+  c: number;
+  v: number;
 }
 export interface AckHeader {
   t: 'ack';
@@ -111,7 +118,9 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
       if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
       if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;
       if (typeof h.r !== 'string' || h.r.length === 0) return null;
-      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}) }, payload };
+      const p = h.p as Record<string, unknown> | undefined;
+      const presence = p && typeof p === 'object' && Number.isSafeInteger(p.c) && typeof p.v === 'number' ? { p: { c: p.c as number, v: p.v as number } } : {};
+      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}), ...presence }, payload };
     case 'ack':
       if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
       return { header: { t: 'ack', id: h.id }, payload };

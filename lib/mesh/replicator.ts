@@ -33,6 +33,7 @@ interface ReplicatorEvents {
 }
 
 type SyncFrame =
+  | { k: 'presence' }
   | { k: 'sum'; entries: SummaryEntry[] }
   | { k: 'want'; c: string; ids: string[] }
   | { k: 'give'; writes: unknown[] };
@@ -150,6 +151,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       case 'give':
         if (Array.isArray(frame.writes)) this.onGive(frame.writes);
         return;
+      case 'presence':
+        return; // presence snapshots: see cluster-presence.ts
       default:
         this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
     }

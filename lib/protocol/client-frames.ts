@@ -23,7 +23,11 @@ export interface MessageFrame {
   user: string | undefined;
   text: string;
 }
-export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame;
+export interface MembersFrame {
+  type: 'members';
+  room: string;
+}
+export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame;
 
 export interface FrameLimits {
   maxNameLength: number;
@@ -73,7 +77,8 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       }
       return { ok: true, frame: since === undefined ? { type, room, user } : { type, room, user, since } };
     }
-    case 'leave': {
+    case 'leave':
+    case 'members': {
       const room = checkName(obj, 'room', limits);
       if (typeof room !== 'string') return room;
       return { ok: true, frame: { type, room } };

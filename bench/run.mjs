@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+// npm run bench [-- --scenario S1,S3] [--duration N] [--json]
+// Starts a fresh two-instance chatmesh cluster for each scenario, drives it with WebSocket
+// clients from this process, prints the figures, and exits 1 if any delivery was lost or
+// duplicated (or a scenario failed). See bench/README.md.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { startCluster, stopAll, killAllSync } from './cluster.mjs';
+import { runScenario } from './loadgen.mjs';
+
+const SCENARIOS = [
+  { id: 'S1', name: 'one big room', clients: 1000, rooms: 1, publishers: 2, rate: 0, window: 8, size: 100, warmupS: 2, durationS: 10 },
+  { id: 'S2', name: 'many rooms', clients: 2000, rooms: 200, publishers: 200, rate: 0, window: 4, size: 100, warmupS: 2, durationS: 10 },
+  { id: 'S3', name: 'fixed load', clients: 200, rooms: 20, publishers: 20, rate: 2000, size: 100, warmupS: 2, durationS: 10 },
+  { id: 'S4', name: 'idle memory', clients: 10000, rooms: 100, publishers: 100, idle: true, size: 100 },
+];
+
+const USAGE = `usage: npm run bench [-- OPTIONS]
+  --scenario S1,S3   scenarios to run (default: ${SCENARIOS.map((s) => s.id).join(',')})
+  --duration N       seconds measured per traffic scenario (default 10; warm-up stays 2 s)
+  --json             also print one JSON line per scenario
+  --help             this text
+scenarios: ${SCENARIOS.map((s) => `${s.id} ${s.name}`).join('; ')}`;
+
+function parseArgs(argv) {
+  const opts = { scenarios: SCENARIOS.map((s) => s.id), duration: null, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v.startsWith('--')) usageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--scenario':
+      case '--scenarios': {
+        const ids = value().split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+        for (const id of ids) if (!SCENARIOS.some((s) => s.id === id)) usageError(`unknown scenario ${id}`);
+        if (!ids.length) usageError('--scenario needs at least one scenario');
+        opts.scenarios = ids;
+        break;
+      }
+      case '--duration': {
+        const v = value();
+        const d = Number(v);
+        if (!Number.isFinite(d) || d <= 0 || d > 3600) usageError(`--duration must be a number of seconds > 0, not ${v}`);
+        opts.duration = d;
+        break;
+      }
+      case '--json':
+        opts.json = true;
+        break;
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        process.exit(0);
+      default:
+        usageError(`unknown argument ${a}`);
+    }
+  }
+  return opts;
+}
+
+function usageError(msg) {
+  console.error(`bench: ${msg}\n${USAGE}`);
+  process.exit(2);
+}
+
+// ---- stop every server we started, whatever happens
+let interrupted = false;
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (interrupted) {
+      killAllSync();
+      process.exit(130);
+    }
+    interrupted = true;
+    console.error(`\nbench: ${sig}, stopping the servers`);
+    stopAll(2000).finally(() => process.exit(130));
+  });
+}
+process.on('uncaughtException', (err) => {
+  console.error('bench failed:', err && err.stack ? err.stack : err);
+  killAllSync();
+  process.exit(1);
+});
+process.on('unhandledRejection', (err) => {
+  console.error('bench failed:', err && err.stack ? err.stack : err);
+  killAllSync();
+  process.exit(1);
+});
+
+// ---- formatting
+const int = (n) => (n == null ? '–' : Math.round(n).toLocaleString('en-US'));
+const ms = (n) => (n == null ? '–' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
+const pair = (a, b, f) => `${f(a)} / ${f(b)}`;
+
+function table(rows) {
+  const head = ['scenario', 'clients', 'msgs/s', 'deliveries/s', 'p50 ms same / cross', 'p99 ms same / cross', 'CPU ms/1k deliv', 'lost', 'dup', 'RSS KiB/conn per instance'];
+  const body = rows.map(({ spec, r, error }) => {
+    const label = `${spec.id} ${spec.name}`;
+    if (error) return [label, int(spec.clients), 'FAILED', '', '', '', '', '', '', String(error.message || error).split('\n')[0].slice(0, 100)];
+    const idle = spec.idle;
+    return [
+      label,
+      int(r.clients),
+      idle ? '–' : int(r.publishedPerS),
+      idle ? '–' : int(r.deliveriesPerS),
+      idle ? '–' : pair(r.sameLatencyMs.p50, r.crossLatencyMs.p50, ms),
+      idle ? '–' : pair(r.sameLatencyMs.p99, r.crossLatencyMs.p99, ms),
+      idle ? '–' : r.cpuMsPer1kDeliveries == null ? '–' : r.cpuMsPer1kDeliveries.toFixed(2),
+      int(r.lost),
+      int(r.duplicates),
+      idle ? r.servers.map((s) => (s.rssPerConnKiB == null ? '–' : s.rssPerConnKiB.toFixed(1))).join(' / ') : '–',
+    ];
+  });
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
+
+function summaryLines(spec, r) {
+  const s = r.servers;
+  const out = [];
+  if (spec.idle) {
+    out.push(`  ${int(r.clients)} connections joined in ${(r.joinMs / 1000).toFixed(1)} s; RSS settled in ${(r.settleMs / 1000).toFixed(1)} s`);
+    out.push(`  RSS per instance: ${s.map((x) => `${int(x.rssBeforeKiB)} → ${int(x.rssKiB)} KiB for ${int(x.connections)} conns = ${x.rssPerConnKiB} KiB/conn`).join('; ')}`);
+    out.push(`  probe (1 message per room): ${int(r.deliveries)}/${int(r.expectedDeliveries)} delivered, lost ${r.lost}, dup ${r.duplicates}, p99 ${ms(r.latencyMs.p99)} ms`);
+  } else {
+    out.push(`  ${int(r.published)} msgs in ${r.durationS} s (${int(r.publishedPerS)}/s), deliveries ${int(r.deliveries)}/${int(r.expectedDeliveries)} (${int(r.deliveriesPerS)}/s), lost ${r.lost}, dup ${r.duplicates}`);
+    out.push(`  latency ms: all p50 ${ms(r.latencyMs.p50)} p90 ${ms(r.latencyMs.p90)} p99 ${ms(r.latencyMs.p99)} max ${ms(r.latencyMs.max)} | same-instance p50 ${ms(r.sameLatencyMs.p50)} p99 ${ms(r.sameLatencyMs.p99)} | cross-instance p50 ${ms(r.crossLatencyMs.p50)} p99 ${ms(r.crossLatencyMs.p99)}`);
+    out.push(`  server CPU ${s.map((x) => `${x.cpuPct}%`).join(' + ')} = ${r.cpuMsPer1kDeliveries} ms per 1k deliveries; load generator CPU ${r.loadgenCpuPct}%`);
+  }
+  const odd = [];
+  if (r.outOfOrder) odd.push(`${r.outOfOrder} out of order`);
+  if (r.misrouted) odd.push(`${r.misrouted} to non-members`);
+  if (r.foreignMessages) odd.push(`${r.foreignMessages} foreign messages`);
+  if (r.errorFrames) odd.push(`${r.errorFrames} error frames (last: ${r.lastErrorFrame})`);
+  if (r.badFrames) odd.push(`${r.badFrames} unparsable frames`);
+  if (r.socketErrors) odd.push(`${r.socketErrors} socket errors`);
+  if (r.unexpectedCloses) odd.push(`${r.unexpectedCloses} connections closed by the server`);
+  const logs = s.reduce((n, x) => n + x.logLines, 0);
+  if (logs) odd.push(`${logs} server log lines at warn/error, last: ${s.flatMap((x) => x.lastLogLines || []).slice(-1)[0]}`);
+  if (odd.length) out.push(`  note: ${odd.join('; ')}`);
+  return out;
+}
+
+// ---- main
+const opts = parseArgs(process.argv.slice(2));
+const chosen = SCENARIOS.filter((s) => opts.scenarios.includes(s.id)).map((s) =>
+  s.idle || opts.duration == null ? s : { ...s, durationS: opts.duration },
+);
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+console.log(`chatmesh ${pkg.version} benchmark: node ${process.version}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log('each scenario: a fresh cluster of 2 instances (node server.js, DISCOVERY=static) on 127.0.0.1; clients in this process\n');
+
+const rows = [];
+const t0 = Date.now();
+for (const spec of chosen) {
+  if (interrupted) break;
+  const label = `${spec.id} ${spec.name}`;
+  const note = (text) => console.error(`[${label}] ${text}`);
+  let cluster = null;
+  let row;
+  try {
+    const tc = Date.now();
+    cluster = await startCluster({ count: 2 });
+    note(`cluster up and linked on ports ${cluster.instances.map((i) => i.port).join(', ')} in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
+    const r = await runScenario(spec, cluster, note);
+    row = { spec, r };
+  } catch (error) {
+    row = { spec, error };
+    if (!interrupted) console.error(`[${label}] FAILED: ${error && error.stack ? error.stack : error}`);
+  } finally {
+    if (cluster) await cluster.stop(); // (already stopped, unless the cluster failed to start)
+  }
+  if (interrupted) break;
+  rows.push(row);
+  console.log(`${label}${row.error ? `: FAILED: ${String(row.error.message || row.error).split('\n')[0]}` : ''}`);
+  if (row.r) for (const l of summaryLines(spec, row.r)) console.log(l);
+  if (opts.json) {
+    const j = { scenario: spec.id, name: spec.name, ok: !!row.r && row.r.lost === 0 && row.r.duplicates === 0 };
+    if (row.r) Object.assign(j, row.r);
+    else j.error = String(row.error && row.error.message ? row.error.message : row.error);
+    console.log(JSON.stringify(j));
+  }
+}
+
+console.log(`\n${table(rows)}`);
+const ok = rows.length === chosen.length && rows.every((x) => x.r && x.r.lost === 0 && x.r.duplicates === 0);
+console.log(`\n${ok ? 'OK' : 'FAIL'}: ${rows.length} scenario(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s; ${ok ? 'no delivery lost or duplicated' : 'lost or duplicate deliveries, or a scenario failed'}`);
+process.exit(ok ? 0 : 1);

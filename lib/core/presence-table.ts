@@ -1,0 +1,130 @@
+/**
+ * Cluster-wide presence, as in Phoenix Presence: no single owner. Every node owns the
+ * members connected to it and tells the others; each node keeps one table per origin node,
+ * replaced only by a newer version of it. The member list of a room is the union of all
+ * tables. When an origin becomes unreachable its table is dropped (its members leave), and
+ * when it is reachable again its table comes back through a snapshot exchange.
+ *
+ * Knows nothing of sockets or the mesh.
+ */
+
+/** One member: a connection of an origin node, in a room, under a name. */
+export interface PresenceMember {
+  conn: number;
+  room: string;
+  user: string;
+}
+
+/** A table as exchanged between nodes. */
+export interface PresenceSnapshot {
+  origin: string;
+  version: number;
+  members: PresenceMember[];
+}
+
+/** A change the local members of a room should hear about. */
+export interface PresenceChange {
+  event: 'join' | 'leave';
+  room: string;
+  user: string;
+}
+
+interface OriginTable {
+  version: number;
+  /** `${conn}\0${room}` → member */
+  members: Map<string, PresenceMember>;
+}
+
+const key = (conn: number, room: string) => `${conn}\u0000${room}`;
+
+export class PresenceTable {
+  private readonly tables = new Map<string, OriginTable>();
+  /** Versions start at the clock so a restarted node (same id) is newer than its old self. */
+  private version: number;
+
+  constructor(
+    readonly nodeId: string,
+    now: () => number = Date.now,
+  ) {
+    this.version = now() * 1000;
+    this.tables.set(nodeId, { version: this.version, members: new Map() });
+  }
+
+  /** A local connection joined a room; returns the new version of this node's table. */
+  localJoin(conn: number, room: string, user: string): number {
+    const own = this.tables.get(this.nodeId)!;
+    own.members.set(key(conn, room), { conn, room, user });
+    own.version = ++this.version;
+    return own.version;
+  }
+
+  /** A local connection left a room; returns the new version. */
+  localLeave(conn: number, room: string): number {
+    const own = this.tables.get(this.nodeId)!;
+    own.members.delete(key(conn, room));
+    own.version = ++this.version;
+    return own.version;
+  }
+
+  /**
+   * A join or leave event from another node. Applied only if newer than what we hold of that
+   * origin (events and snapshots may cross); returns whether it changed anything.
+   */
+  applyEvent(origin: string, version: number, event: 'join' | 'leave', member: PresenceMember): boolean {
+    if (origin === this.nodeId) return false;
+    let table = this.tables.get(origin);
+    if (!table) {
+      table = { version: 0, members: new Map() };
+      this.tables.set(origin, table);
+    }
+    if (version <= table.version) return false;
+    table.version = version;
+    if (event === 'join') table.members.set(key(member.conn, member.room), member);
+    else table.members.delete(key(member.conn, member.room));
+    return true;
+  }
+
+  /** Merges a snapshot of another node's table; returns the changes local members should hear. */
+  applySnapshot(snapshot: PresenceSnapshot): PresenceChange[] {
+    if (snapshot.origin === this.nodeId) return [];
+    const current = this.tables.get(snapshot.origin);
+    if (current && snapshot.version <= current.version) return [];
+    const next: OriginTable = { version: snapshot.version, members: new Map(snapshot.members.map((m) => [key(m.conn, m.room), m])) };
+    const changes = this.diff(current?.members ?? new Map(), next.members);
+    this.tables.set(snapshot.origin, next);
+    return changes;
+  }
+
+  /** Drops an origin's table (it is unreachable); returns the leaves local members should hear. */
+  dropOrigin(origin: string): PresenceChange[] {
+    if (origin === this.nodeId) return [];
+    const table = this.tables.get(origin);
+    if (!table) return [];
+    this.tables.delete(origin);
+    return this.diff(table.members, new Map());
+  }
+
+  /** Origins we hold a table of, other than this node. */
+  origins(): string[] {
+    return [...this.tables.keys()].filter((o) => o !== this.nodeId);
+  }
+
+  /** Every table we hold, for a peer that just linked. */
+  snapshots(): PresenceSnapshot[] {
+    return [...this.tables].map(([origin, t]) => ({ origin, version: t.version, members: [...t.members.values()] }));
+  }
+
+  /** The names present in a room, cluster-wide, sorted and without repeats. */
+  members(room: string): string[] {
+    const names = new Set<string>();
+    for (const table of this.tables.values()) for (const m of table.members.values()) if (m.room === room) names.add(m.user);
+    return [...names].sort();
+  }
+
+  private diff(before: Map<string, PresenceMember>, after: Map<string, PresenceMember>): PresenceChange[] {
+    const changes: PresenceChange[] = [];
+    for (const [k, m] of before) if (!after.has(k)) changes.push({ event: 'leave', room: m.room, user: m.user });
+    for (const [k, m] of after) if (!before.has(k)) changes.push({ event: 'join', room: m.room, user: m.user });
+    return changes;
+  }
+}

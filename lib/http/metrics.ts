@@ -1,0 +1,168 @@
+/**
+ * Prometheus metrics for one node, served at GET /metrics (text format 0.0.4).
+ *
+ * Each node owns a prom-client Registry (never the global one: several nodes can live in one
+ * process). Nothing here touches a hot path: the gateway, mesh, replicator and store keep
+ * plain counters, and the metrics read them when scraped (`collect`). The only thing
+ * observed as it happens is replication lag, through the replicator's `lagObserver`.
+ * prom-client's default process metrics (CPU, memory, event-loop lag, GC, …) are in the
+ * same registry.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ClientErrorCode, HttpErrorCode } from '../errors.js';
+import type { ChatGateway } from '../gateway/chat-gateway.js';
+import type { Mesh, PeerState } from '../mesh/mesh.js';
+import type { Replicator } from '../mesh/replicator.js';
+
+export interface NodeMetricsSources {
+  nodeId: string;
+  version: string;
+  gateway: ChatGateway;
+  mesh: Mesh;
+  replicator: Replicator;
+}
+
+/** What GET /metrics needs: a prom-client Registry is one. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
+const PEER_STATES = ['connecting', 'up', 'down', 'rejected'] as const satisfies readonly PeerState[];
+
+/** Replication lag buckets, in seconds: a millisecond on a LAN up to a slow or distant link. */
+const LAG_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A registry with every chatmesh metric of this node and the default process metrics. */
+export function createNodeMetrics(sources: NodeMetricsSources): Registry {
+  const { gateway, mesh, replicator } = sources;
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  /** A counter whose value is read at scrape time from one of our cumulative numbers. */
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(read());
+      },
+    });
+
+  new Gauge({
+    name: 'chatmesh_node_info',
+    help: 'This node: its id and version as labels; the value is always 1.',
+    labelNames: ['node', 'version'],
+    registers,
+  }).set({ node: sources.nodeId, version: sources.version }, 1);
+
+  // Clients (the gateway).
+  const g = gateway.counters;
+  gauge('chatmesh_client_connections', 'Open client WebSocket connections on this node.', () => gateway.connectionCount);
+  gauge('chatmesh_rooms', 'Rooms with at least one member connected to this node.', () => gateway.roomCount);
+  counter('chatmesh_client_connections_opened_total', 'Client WebSocket connections accepted.', () => g.connectionsOpened);
+  counter('chatmesh_client_connections_closed_total', 'Client WebSocket connections closed (by either side).', () => g.connectionsClosed);
+  counter('chatmesh_client_frames_received_total', 'Frames received from clients, valid or not.', () => g.framesIn);
+  counter('chatmesh_client_messages_received_total', 'Chat messages accepted from clients of this node.', () => g.messagesIn);
+  counter('chatmesh_client_deliveries_total', 'Room event frames written to clients of this node (one per recipient).', () => g.deliveries);
+  new Counter({
+    name: 'chatmesh_client_errors_total',
+    help: 'Client frames refused with an error frame, by error code.',
+    labelNames: ['code'],
+    registers,
+    collect() {
+      this.reset();
+      for (const code of Object.values(ClientErrorCode)) this.inc({ code }, 0);
+      for (const [code, n] of Object.entries(g.errors)) this.inc({ code }, n);
+    },
+  });
+
+  // The mesh.
+  const m = mesh.counters;
+  counter('chatmesh_mesh_events_received_total', 'Room events and store writes received from peers, duplicates included.', () => m.received);
+  counter('chatmesh_mesh_duplicates_total', 'Events from peers dropped as already seen.', () => m.duplicates);
+  counter('chatmesh_mesh_forwarded_total', 'Events from peers forwarded to other peers (hops remaining).', () => m.forwarded);
+  counter('chatmesh_mesh_forwards_skipped_total', 'Forwards not sent because the origin had already sent the event to that peer.', () => m.skippedForwards);
+  new Gauge({
+    name: 'chatmesh_mesh_peers',
+    help: 'Known peers by state: connecting (never linked yet), up, down (lost, being redialled), rejected.',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const counts = Object.fromEntries(PEER_STATES.map((s) => [s, 0])) as Record<PeerState, number>;
+      for (const p of mesh.status()) counts[p.state] = (counts[p.state] ?? 0) + 1;
+      this.reset();
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'chatmesh_mesh_peer_rtt_seconds',
+    help: 'Last measured round-trip time of the link to each linked peer, by peer node id.',
+    labelNames: ['peer'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of mesh.status()) {
+        if (p.state === 'up' && p.id !== null && p.rttMs !== null) this.set({ peer: p.id }, p.rttMs / 1000);
+      }
+    },
+  });
+
+  // Replication and the store.
+  const r = replicator.counters;
+  counter('chatmesh_replication_writes_committed_total', 'Store writes made on this node (messages, deletes, creations) and sent to peers.', () => r.writesCommitted);
+  counter('chatmesh_replication_writes_from_peers_total', 'Store writes received live from peers and applied here (new ones only).', () => r.writesFromPeers);
+  counter('chatmesh_replication_catchup_writes_received_total', 'Store writes received and applied here by catch-up after a link came up.', () => r.writesReceivedInCatchUp);
+  counter('chatmesh_replication_summaries_sent_total', 'Catch-up summaries sent (one per peer link that came up).', () => r.summariesSent);
+  counter('chatmesh_replication_wants_sent_total', 'Catch-up requests sent, one per conversation that differed from a peer.', () => r.wantsSent);
+  const lag = new Histogram({
+    name: 'chatmesh_replication_lag_seconds',
+    help: 'Time from a write made on a peer (its clock) to its application here, for writes received live.',
+    buckets: LAG_BUCKETS,
+    registers,
+  });
+  replicator.lagObserver = (ms) => lag.observe(ms / 1000);
+  const store = replicator.store;
+  const stat = (key: 'conversations' | 'messages' | 'tombstones') => () => store.stats()[key];
+  gauge('chatmesh_store_conversations', 'Conversations held by this node.', stat('conversations'));
+  gauge('chatmesh_store_messages', 'Messages held by this node (deleted ones excluded).', stat('messages'));
+  gauge('chatmesh_store_tombstones', 'Deletes remembered by this node (tombstones).', stat('tombstones'));
+
+  return registry;
+}
+
+/** GET /metrics (HEAD too): the registry's text, or 503 before the node is running. */
+export async function serveMetrics(req: IncomingMessage, res: ServerResponse, source: MetricsSource | null): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    return sendText(res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: { code: HttpErrorCode.MethodNotAllowed, message: 'use GET' } }), {
+      allow: 'GET, HEAD',
+    });
+  }
+  if (!source) return sendText(res, 503, 'text/plain; charset=utf-8', 'not started\n');
+  let body: string;
+  try {
+    body = await source.metrics();
+  } catch (err) {
+    return sendText(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${(err as Error).message}\n`);
+  }
+  sendText(res, 200, source.contentType, body);
+}
+
+function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
+  if (res.destroyed) return;
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : text);
+}
