@@ -9,7 +9,6 @@
  *
  * Knows nothing of sockets or the mesh.
  */
-import { createHash } from 'node:crypto';
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 
@@ -65,7 +64,9 @@ interface Conversation {
   tombstones: Map<string, { ts: number; at: number }>;
   /** Tombstones whose message has not arrived here (yet). */
   orphanTombstones: number;
-  digest: bigint;
+  /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
+  digestHi: number;
+  digestLo: number;
 }
 
 export class ConversationStore {
@@ -154,7 +155,7 @@ export class ConversationStore {
       // At the bound, a conversation less recently active than every one we keep would be
       // the next to go: keep the set we have (the same on every node holding these writes).
       if (this.conversations.size >= this.options.maxConversations && !this.makeRoomFor(ts.wall, write.room)) return 'ignored';
-      conv = { id: write.room, createdId: id, lastActivity: ts.wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digest: 0n };
+      conv = { id: write.room, createdId: id, lastActivity: ts.wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0 };
       this.conversations.set(write.room, conv);
       if (write.type === 'created') return 'applied';
     }
@@ -199,7 +200,7 @@ export class ConversationStore {
     const out: SummaryEntry[] = [];
     for (const conv of this.conversations.values()) {
       if (this.isExpired(conv)) continue;
-      out.push({ c: conv.id, d: conv.digest.toString(16), a: conv.lastActivity });
+      out.push({ c: conv.id, d: digestText(conv), a: conv.lastActivity });
     }
     return out;
   }
@@ -207,7 +208,7 @@ export class ConversationStore {
   /** Digest of one conversation ('' if we do not hold it). */
   digestOf(room: string): string {
     const conv = this.live(room);
-    return conv ? conv.digest.toString(16) : '';
+    return conv ? digestText(conv) : '';
   }
 
   /** Ids of every message and tombstone (prefixed `t:`) we hold for a conversation. */
@@ -264,7 +265,7 @@ export class ConversationStore {
     conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
     conv.byId.set(message.id, message);
     if (!message.deleted) conv.visible++;
-    conv.digest ^= hash64(message.id);
+    toggle(conv, message.id);
     if (conv.messages.length >= max) this.trim(conv, max);
     return 'applied';
   }
@@ -274,7 +275,7 @@ export class ConversationStore {
     while (conv.messages.length > max) {
       const dropped = conv.messages.shift()!;
       conv.byId.delete(dropped.id);
-      conv.digest ^= hash64(dropped.id);
+      toggle(conv, dropped.id);
       if (dropped.deleted) this.dropTombstone(conv, dropped.id);
       else conv.visible--;
     }
@@ -295,7 +296,7 @@ export class ConversationStore {
     const full = conv.messages.length >= this.options.maxMessagesPerConversation;
     if (full && !conv.byId.has(messageId) && compare({ timestamp: messageTs, id: messageId }, conv.messages[0]) < 0) return 'ignored';
     conv.tombstones.set(messageId, { ts: messageTs, at: wall });
-    conv.digest ^= hash64('t:' + messageId);
+    toggle(conv, 't:' + messageId);
     const entry = conv.byId.get(messageId);
     if (!entry) {
       conv.orphanTombstones++;
@@ -308,7 +309,7 @@ export class ConversationStore {
   }
 
   private dropTombstone(conv: Conversation, id: string): void {
-    if (conv.tombstones.delete(id)) conv.digest ^= hash64('t:' + id);
+    if (conv.tombstones.delete(id)) toggle(conv, 't:' + id);
   }
 
   /**
@@ -353,6 +354,29 @@ function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
   return lo;
 }
 
-function hash64(text: string): bigint {
-  return createHash('sha1').update(text).digest().readBigUInt64BE(0);
+/**
+ * Adds or removes (XOR) an id's hash in the conversation's set digest. The hash is two
+ * independent 32-bit FNV-1a-style lanes with a final mix: not cryptographic (peers are
+ * trusted), only there to tell two sets apart, and cheap enough to run on every message.
+ */
+function toggle(conv: Conversation, text: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  a ^= a >>> 16;
+  a = Math.imul(a, 0x85ebca6b);
+  a ^= a >>> 13;
+  b ^= b >>> 15;
+  b = Math.imul(b, 0xc2b2ae35);
+  b ^= b >>> 16;
+  conv.digestHi = (conv.digestHi ^ a) >>> 0;
+  conv.digestLo = (conv.digestLo ^ b) >>> 0;
+}
+
+function digestText(conv: Conversation): string {
+  return conv.digestHi.toString(16).padStart(8, '0') + conv.digestLo.toString(16).padStart(8, '0');
 }

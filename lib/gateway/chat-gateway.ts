@@ -22,6 +22,7 @@ import { decodeClientFrame, errorFrame, type ClientFrame, type PresenceEvent, ty
 import type { PresenceMeta } from '../mesh/peer-protocol.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
+import { WriteCoalescer } from './write-coalescer.js';
 
 export type GatewayOptions = Pick<
   ChatmeshOptions,
@@ -93,7 +94,12 @@ export class ChatGateway {
       // opens the door to compression bombs. Opt in with PER_MESSAGE_DEFLATE=1.
       perMessageDeflate: options.perMessageDeflate,
     });
-    this.limits = { maxBufferBytes: options.maxClientBufferBytes, ratePerSec: options.rateLimitPerSec, burst: options.rateLimitBurst };
+    this.limits = {
+      maxBufferBytes: options.maxClientBufferBytes,
+      ratePerSec: options.rateLimitPerSec,
+      burst: options.rateLimitBurst,
+      coalescer: new WriteCoalescer(),
+    };
     mesh.on('room', this.onPeerRoomEvent);
     replicator.on('deliver', this.deliverLocal);
     presence.on('change', this.onPresenceChange);

@@ -5,14 +5,16 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { WriteCoalescer } from './write-coalescer.js';
 
 const TEXT = { binary: false } as const;
 
-/** Limits shared by every connection of a gateway (one object, not one per connection). */
+/** Limits and helpers shared by every connection of a gateway (one object, not one per connection). */
 export interface ConnectionLimits {
   maxBufferBytes: number;
   ratePerSec: number;
   burst: number;
+  coalescer: WriteCoalescer;
 }
 
 /** Close code for a client that reads too slowly. */
@@ -65,7 +67,7 @@ export class ClientConnection {
     if (this.socket.readyState !== this.socket.OPEN || this.overBuffer()) return;
     // A connection that negotiated compression needs ws to compress for it.
     if (this.compressed) this.socket.send(payload, TEXT);
-    else this.raw.write(frame);
+    else this.limits.coalescer.write(this.raw, frame);
   }
 
   /**

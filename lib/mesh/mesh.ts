@@ -415,6 +415,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
     const existing = this.linksById.get(peer.id);
     if (existing) {
+      if (existing.incarnation !== link.incarnation && existing.address !== address && Date.now() - existing.lastSeen < this.options.peerTimeoutMs) {
+        // Another process claims the id of a node that is linked and alive, from elsewhere:
+        // an impostor or a misconfigured NODE_ID. The live link stays; the newcomer is refused.
+        this.log.warn('peer rejected', { direction, address, peer: peer.id, by: 'us', reason: 'node id already linked from another address', linkedAt: existing.address });
+        link.close(CloseCode.Rejected, 'node id already linked from another address');
+        return;
+      }
       if (existing.incarnation !== link.incarnation) {
         this.log.info('peer restarted with the same id: replacing its old link', { peer: peer.id });
         this.detach(existing);

@@ -369,6 +369,25 @@ describe('mesh: authentication', () => {
     expect(a.alive && b.alive).to.equal(true);
   });
 
+  it('refuses a second process claiming the id of a node that is linked and alive', async () => {
+    const [pa, pb, pc] = await Promise.all([freePort(), freePort(), freePort()]);
+    const a = await Instance.start({ port: pa, env: { DISCOVERY: 'off' } });
+    const b = await Instance.start({ port: pb, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}`, NODE_ID: 'same-id' } });
+    await a.waitForPeersUp(['same-id']);
+    const impostor = await Instance.start({ port: pc, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}`, NODE_ID: 'same-id', PEER_REJECTED_RETRY_MS: '60000' } });
+    await a.waitForLog((l) => l.msg === 'peer rejected' && l.reason === 'node id already linked from another address', 5000, 'the refusal');
+    await impostor.waitForPeer((p) => p.state === 'rejected', 5000, 'the impostor refused');
+    // The real one keeps its link, and messages still flow through it.
+    const row = (await a.health()).body.peers.find((p) => p.state === 'up');
+    expect(row).to.include({ id: 'same-id', address: `ws://127.0.0.1:${pb}` });
+    const ca = await connect(a);
+    const cb = await connect(b);
+    await ca.join('r', 'a');
+    await cb.join('r', 'b');
+    await cb.say('r', 'from the real one');
+    await ca.waitFor((f) => f.text === 'from the real one');
+  });
+
   it('refuses a peer without a secret when this node has one', async () => {
     const [pa, pb] = await Promise.all([freePort(), freePort()]);
     const a = await Instance.start({ port: pa, env: { DISCOVERY: 'off', MESH_SECRET: 'only-with-secret' } });
