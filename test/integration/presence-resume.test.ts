@@ -4,30 +4,16 @@
 import { expect } from 'chai';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
+import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
 
-const clients: TestClient[] = [];
-async function connect(instance: Instance): Promise<TestClient> {
-  const client = await TestClient.connect(instance.url);
-  clients.push(client);
-  return client;
-}
+const clients = new ClientPool();
+const connect = (instance: Instance) => clients.connect(instance);
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await clients.closeAll();
   await stopAll();
 });
-
-async function fullMesh(n: number, env: Record<string, string> = {}): Promise<Instance[]> {
-  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
-  const instances = await Promise.all(
-    ports.map((port) =>
-      Instance.start({ port, env: { DISCOVERY: 'static', PEERS: ports.filter((p) => p !== port).map((p) => `ws://127.0.0.1:${p}`).join(','), ...env } }),
-    ),
-  );
-  await Promise.all(instances.map((i) => i.waitForPeersUp(instances.filter((o) => o !== i).map((o) => o.nodeId), 10_000)));
-  return instances;
-}
 
 async function membersAt(client: TestClient, room: string): Promise<string[]> {
   const reply = await client.request({ type: 'members', room }, (f) => f.type === 'members' && f.room === room);
