@@ -91,8 +91,12 @@ export interface ChatmeshOptions {
   maxBodyBytes: number;
   /** Messages of history in the `joined` reply. `HISTORY_ON_JOIN`. @default 50 */
   historyOnJoin: number;
-  /** Unsent bytes a client may have before it is cut as a slow consumer (close 1013). `MAX_CLIENT_BUFFER_BYTES`. @default 1 MiB */
+  /** Unsent bytes over which a client counts as behind (soft limit). `MAX_CLIENT_BUFFER_BYTES`. @default 1 MiB */
   maxClientBufferBytes: number;
+  /** A client behind for longer than this is cut as a slow consumer (close 1013). `CLIENT_WRITE_DEADLINE_MS`. @default 10000 */
+  clientWriteDeadlineMs: number;
+  /** Unsent bytes at which a client is cut at once, whatever the deadline. `MAX_CLIENT_BUFFER_HARD_BYTES`. @default 16 MiB */
+  maxClientBufferHardBytes: number;
   /** Frames per second a connection may send, on average. `RATE_LIMIT_PER_SEC`. @default 1000 */
   rateLimitPerSec: number;
   /** Frames a connection may send in a burst. `RATE_LIMIT_BURST`. @default 2000 */
@@ -153,6 +157,8 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   historyOnJoin: 50,
   perMessageDeflate: false,
   maxClientBufferBytes: 1024 * 1024,
+  clientWriteDeadlineMs: 10_000,
+  maxClientBufferHardBytes: 16 * 1024 * 1024,
   rateLimitPerSec: 1000,
   rateLimitBurst: 2000,
   rateLimitStrikes: 100,
@@ -179,7 +185,7 @@ const POSITIVE_INTEGERS = [
   'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'peersDnsIntervalMs', 'shutdownTimeoutMs',
   'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
   'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations',
-  'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'rateLimitPerSec', 'rateLimitBurst',
+  'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'clientWriteDeadlineMs', 'maxClientBufferHardBytes', 'rateLimitPerSec', 'rateLimitBurst',
   'rateLimitStrikes', 'maxConnections',
 ] as const;
 
@@ -204,6 +210,9 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
     if (!Number.isSafeInteger(merged[key]) || merged[key] < 1) throw new ConfigError(key, 'must be a whole number of at least 1');
   }
   if (!Number.isSafeInteger(merged.historyOnJoin) || merged.historyOnJoin < 0) throw new ConfigError('historyOnJoin', 'must be a whole number');
+  if (merged.maxClientBufferHardBytes < merged.maxClientBufferBytes) {
+    throw new ConfigError('maxClientBufferHardBytes', 'must not be smaller than maxClientBufferBytes');
+  }
   if (merged.peerTimeoutMs <= merged.peerHeartbeatMs) {
     throw new ConfigError('peerTimeoutMs', 'must be longer than peerHeartbeatMs');
   }
@@ -312,6 +321,8 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
   PER_MESSAGE_DEFLATE: ['perMessageDeflate', 'bool'],
   MAX_CLIENT_BUFFER_BYTES: ['maxClientBufferBytes', 'int'],
+  CLIENT_WRITE_DEADLINE_MS: ['clientWriteDeadlineMs', 'int'],
+  MAX_CLIENT_BUFFER_HARD_BYTES: ['maxClientBufferHardBytes', 'int'],
   RATE_LIMIT_PER_SEC: ['rateLimitPerSec', 'int'],
   RATE_LIMIT_BURST: ['rateLimitBurst', 'int'],
   RATE_LIMIT_STRIKES: ['rateLimitStrikes', 'int'],

@@ -27,7 +27,7 @@ import { WriteCoalescer } from './write-coalescer.js';
 export type GatewayOptions = Pick<
   ChatmeshOptions,
   | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
-  | 'maxClientBufferBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
+  | 'maxClientBufferBytes' | 'clientWriteDeadlineMs' | 'maxClientBufferHardBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
 >;
 
 export interface NodeInfo {
@@ -96,6 +96,8 @@ export class ChatGateway {
     });
     this.limits = {
       maxBufferBytes: options.maxClientBufferBytes,
+      writeDeadlineMs: options.clientWriteDeadlineMs,
+      hardBufferBytes: options.maxClientBufferHardBytes,
       ratePerSec: options.rateLimitPerSec,
       burst: options.rateLimitBurst,
       coalescer: new WriteCoalescer(),
@@ -181,6 +183,9 @@ export class ChatGateway {
    */
   handleMessage(conn: ClientConnection, data: RawData, isBinary: boolean): void {
     this.counters.framesIn++;
+    // ws keeps delivering frames while a close is under way (up to its close timeout): a
+    // connection we are closing (flooding, slow consumer, shutdown) is heard no more.
+    if (conn.socket.readyState !== conn.socket.OPEN) return;
     if (!conn.takeToken()) {
       // Over the rate: the frame is refused (not queued). A client that keeps flooding is cut.
       if (++conn.strikes >= this.options.rateLimitStrikes) {

@@ -11,7 +11,11 @@ const TEXT = { binary: false } as const;
 
 /** Limits and helpers shared by every connection of a gateway (one object, not one per connection). */
 export interface ConnectionLimits {
+  /** Soft limit: over it, the client is behind; behind for longer than writeDeadlineMs, it is cut. */
   maxBufferBytes: number;
+  writeDeadlineMs: number;
+  /** Hard limit: over it, the client is cut at once. */
+  hardBufferBytes: number;
   ratePerSec: number;
   burst: number;
   coalescer: WriteCoalescer;
@@ -31,6 +35,8 @@ export class ClientConnection {
   /** Frames refused in a row by the rate limit. */
   strikes = 0;
   private cut = false;
+  /** When the client fell behind (over the soft limit); 0 while it keeps up. */
+  private behindSince = 0;
 
   constructor(
     readonly id: number,
@@ -71,12 +77,23 @@ export class ClientConnection {
   }
 
   /**
-   * A client that does not read is cut instead of growing our memory: once its unsent bytes
-   * pass the limit it is closed (1013) and nothing more is queued for it.
+   * A client that does not read is cut instead of growing our memory, as NATS does with slow
+   * consumers: over the soft limit it is behind, and if it stays behind past the write
+   * deadline, or passes the hard limit, it is closed (1013) and nothing more is queued for it.
+   * A reading client that only falls behind for a moment (a burst) is left alone.
    */
   private overBuffer(): boolean {
     if (this.cut) return true;
-    if (this.raw.writableLength + this.socket.bufferedAmount <= this.limits.maxBufferBytes) return false;
+    // bufferedAmount counts what sits in the socket (and ws's own queue); the bytes this turn's
+    // coalescing holds back are not a sign of a slow reader, so they do not count.
+    const unsent = this.socket.bufferedAmount - this.limits.coalescer.heldBytes(this.raw);
+    if (unsent <= this.limits.maxBufferBytes) {
+      this.behindSince = 0;
+      return false;
+    }
+    const now = Date.now();
+    if (this.behindSince === 0) this.behindSince = now;
+    if (unsent <= this.limits.hardBufferBytes && now - this.behindSince <= this.limits.writeDeadlineMs) return false;
     this.cut = true;
     this.socket.close(SLOW_CONSUMER, 'slow consumer: send buffer full');
     // It is not reading, so it will not answer the close handshake either.

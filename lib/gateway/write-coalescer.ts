@@ -11,25 +11,32 @@
 import type { Duplex } from 'node:stream';
 
 export class WriteCoalescer {
-  private corked = new Set<Duplex>();
+  /** Sockets corked in this turn, and how many bytes were written to each since. */
+  private held = new Map<Duplex, number>();
   private scheduled = false;
 
   write(socket: Duplex, frame: Buffer): void {
-    if (!this.corked.has(socket)) {
+    const before = this.held.get(socket);
+    if (before === undefined) {
       socket.cork();
-      this.corked.add(socket);
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
       }
     }
+    this.held.set(socket, (before ?? 0) + frame.length);
     socket.write(frame);
+  }
+
+  /** Bytes written to this socket in the current turn and held back until its end. */
+  heldBytes(socket: Duplex): number {
+    return this.held.get(socket) ?? 0;
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    const sockets = this.corked;
-    this.corked = new Set();
-    for (const socket of sockets) socket.uncork();
+    const sockets = this.held;
+    this.held = new Map();
+    for (const socket of sockets.keys()) socket.uncork();
   };
 }

@@ -31,6 +31,9 @@ export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.S
     requestTimeout: limits.httpRequestTimeoutMs,
     keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
     maxHeaderSize: limits.httpMaxHeaderBytes,
+    // Node checks the two timeouts above only this often (30 s by default, which would make
+    // any shorter timeout a dead letter): check a few times per shortest timeout.
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(limits.httpHeadersTimeoutMs, limits.httpRequestTimeoutMs) / 4))),
   });
   server.on('request', (req, res) => handleRequest(req, res, routes));
   server.on('upgrade', (req, socket, head) => {
