@@ -52,6 +52,7 @@ export interface Health {
   rooms: number;
   store: { conversations: number; messages: number; tombstones: number };
   mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
+  memory: { rssBytes: number; heapUsedBytes: number };
   peers: PeerRow[];
 }
 

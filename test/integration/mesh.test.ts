@@ -251,6 +251,41 @@ describe('mesh: failures', () => {
     await ca.waitFor((f) => f.text === 'awake');
   });
 
+  it('cuts a peer link that stops draining (slow peer) at its buffer cap, and catch-up repairs what it missed', async function () {
+    this.timeout(60_000);
+    // The heartbeat would take 60 s: only the send-buffer cap can cut this link.
+    const env = { MAX_PEER_BUFFER_BYTES: '262144', PEER_TIMEOUT_MS: '60000', RATE_LIMIT_PER_SEC: '100000', RATE_LIMIT_BURST: '100000' };
+    const [a, b] = await fullMesh(2, env);
+    const writer = await connect(a);
+    await writer.join('flood', 'writer');
+    const rssBefore = (await a.health()).body.memory.rssBytes;
+    b.signal('SIGSTOP');
+    try {
+      // B reads nothing: once the kernel's socket buffers are full, A's unsent bytes grow.
+      const pad = 'x'.repeat(7000);
+      let sent = 0;
+      await poll(async () => {
+        for (let i = 0; i < 200; i++) writer.send({ type: 'message', room: 'flood', text: `${sent++}:${pad}` });
+        await writer.waitFor((f) => f.text === `${sent - 1}:${pad}`, 10_000);
+        return a.logs.some((l) => l.msg === 'peer down' && l.code === 4013);
+      }, { timeoutMs: 30_000, intervalMs: 1, what: 'A to cut the link to the stopped peer at its buffer cap' });
+      const row = (await a.health()).body.peers.find((p) => p.id === b.nodeId)!;
+      expect(row.state).to.equal('down');
+      expect((await a.health()).body.memory.rssBytes - rssBefore, 'RSS growth at A').to.be.below(96 * 1024 * 1024);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await a.waitForPeersUp([b.nodeId], 15_000);
+    await b.waitForPeersUp([a.nodeId], 15_000);
+    // Catch-up brings B every message it missed: its history of the room equals A's.
+    const historyAt = async (n: Instance) => {
+      const res = await fetch(`${n.httpUrl}/api/conversations/flood`);
+      return ((await res.json()) as { messages: Array<{ id: string }> }).messages.map((m) => m.id);
+    };
+    await poll(async () => JSON.stringify(await historyAt(b)) === JSON.stringify(await historyAt(a)), { timeoutMs: 15_000, what: "B's history to equal A's after catch-up" });
+    expect((await historyAt(b)).length).to.be.above(0);
+  });
+
   it('links ten nodes started at once with exactly one link per pair', async function () {
     this.timeout(60_000);
     const nodes = await fullMesh(10);
