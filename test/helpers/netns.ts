@@ -447,3 +447,18 @@ async function subnetInUse(subnet: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Prints the last lines of each instance's output (for an afterEach when a test failed). */
+export function dumpInstanceOutput(instances: Array<{ nodeId: string; options: { netns?: string }; port: number; exitCode: number | null; exitSignal: string | null; output: string[] }>, lines: number): void {
+  for (const i of instances) {
+    console.error(`\n---- instance ${i.nodeId || '?'} ${i.options.netns}:${i.port} (exit ${i.exitCode ?? i.exitSignal ?? 'running'}) ----`);
+    console.error(i.output.slice(-lines).join('\n'));
+  }
+}
+
+/** `n` distinct ports; nothing else listens inside a fresh namespace. */
+export function distinctPorts(n: number): number[] {
+  const out = new Set<number>();
+  while (out.size < n) out.add(20_000 + Math.floor(Math.random() * 10_000));
+  return [...out];
+}

@@ -22,7 +22,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, ROOT, stopAll, type Health, type PeerRow } from '../helpers/instance.js';
-import { TestNetwork, requireNetns, type NetHost } from '../helpers/netns.js';
+import { TestNetwork, requireNetns, type NetHost, dumpInstanceOutput, distinctPorts } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -252,12 +252,7 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
   afterEach(async function () {
     for (const t of timers) clearInterval(t);
     timers = [];
-    if (this.currentTest?.state === 'failed') {
-      for (const i of started) {
-        console.error(`\n---- instance ${i.nodeId || '?'} ${i.options.netns}:${i.port} (exit ${i.exitCode ?? i.exitSignal ?? 'running'}) ----`);
-        console.error(i.output.slice(-60).join('\n'));
-      }
-    }
+    if (this.currentTest?.state === 'failed') dumpInstanceOutput(started, 60);
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
     clients = [];
     await stopAll();
@@ -268,12 +263,7 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
     net_ = null;
   });
 
-  /** Distinct ports; nothing else listens inside a fresh namespace. */
-  function ports(n: number): number[] {
-    const out = new Set<number>();
-    while (out.size < n) out.add(20_000 + randomInt(10_000));
-    return [...out];
-  }
+  const ports = distinctPorts;
 
   async function startIn(host: NetHost, port: number, env: Record<string, string>): Promise<Instance> {
     const instance = await Instance.start({ netns: host.name, host: host.address, port, env });

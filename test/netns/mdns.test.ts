@@ -7,10 +7,9 @@
  * CHATMESH_SKIP_NETNS=1 is set.
  */
 import { expect } from 'chai';
-import { randomInt } from 'node:crypto';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, stopAll, type LogLine, type PeerRow } from '../helpers/instance.js';
-import { TestNetwork, requireNetns, type NetHost } from '../helpers/netns.js';
+import { TestNetwork, requireNetns, type NetHost, dumpInstanceOutput, distinctPorts } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
 
 const LOOPBACK_URL = /^ws:\/\/127\.0\.0\.1:\d+$/;
@@ -27,12 +26,7 @@ describe('mDNS discovery (network namespaces)', function () {
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state === 'failed') {
-      for (const i of started) {
-        console.error(`\n---- instance ${i.nodeId || '?'} ${i.options.netns}:${i.port} (exit ${i.exitCode ?? i.exitSignal ?? 'running'}) ----`);
-        console.error(i.output.slice(-40).join('\n'));
-      }
-    }
+    if (this.currentTest?.state === 'failed') dumpInstanceOutput(started, 40);
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
     clients = [];
     await stopAll();
@@ -41,12 +35,7 @@ describe('mDNS discovery (network namespaces)', function () {
     net = null;
   });
 
-  /** Distinct ports; nothing else listens inside a fresh namespace. */
-  function ports(n: number): number[] {
-    const out = new Set<number>();
-    while (out.size < n) out.add(20_000 + randomInt(10_000));
-    return [...out];
-  }
+  const ports = distinctPorts;
 
   /** Starts an instance in the host with the default discovery (mDNS): DISCOVERY is unset. */
   async function startIn(host: NetHost, port: number, env: Record<string, string | undefined> = {}): Promise<Instance> {

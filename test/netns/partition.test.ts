@@ -17,7 +17,7 @@ import { randomInt } from 'node:crypto';
 import { promisify } from 'node:util';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, stopAll, type Health, type PeerRow } from '../helpers/instance.js';
-import { TestNetwork, requireNetns, type NetHost } from '../helpers/netns.js';
+import { TestNetwork, requireNetns, type NetHost, dumpInstanceOutput, distinctPorts } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
 
 const run = promisify(execFile);
@@ -79,12 +79,7 @@ describe('network partitions (network namespaces)', function () {
   });
 
   afterEach(async function () {
-    if (this.currentTest?.state === 'failed') {
-      for (const i of started) {
-        console.error(`\n---- instance ${i.nodeId || '?'} ${i.options.netns}:${i.port} (exit ${i.exitCode ?? i.exitSignal ?? 'running'}) ----`);
-        console.error(i.output.slice(-60).join('\n'));
-      }
-    }
+    if (this.currentTest?.state === 'failed') dumpInstanceOutput(started, 60);
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
     clients = [];
     await stopAll();
@@ -93,12 +88,7 @@ describe('network partitions (network namespaces)', function () {
     net = null;
   });
 
-  /** Distinct ports; nothing else listens inside a fresh namespace. */
-  function ports(n: number): number[] {
-    const out = new Set<number>();
-    while (out.size < n) out.add(20_000 + randomInt(10_000));
-    return [...out];
-  }
+  const ports = distinctPorts;
 
   interface Cluster {
     hosts: [NetHost, NetHost, NetHost];
