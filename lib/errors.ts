@@ -58,4 +58,3 @@ export const ApiErrorCode = {
   OutsideHistory: 'outside_history',
   Internal: 'internal',
 } as const;
-export const HttpErrorCode = ApiErrorCode;

@@ -5,6 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { CloseCode } from '../errors.js';
 import type { WriteCoalescer } from './write-coalescer.js';
 
 const TEXT = { binary: false } as const;
@@ -20,9 +21,6 @@ export interface ConnectionLimits {
   burst: number;
   coalescer: WriteCoalescer;
 }
-
-/** Close code for a client that reads too slowly. */
-export const SLOW_CONSUMER = 1013;
 
 export class ClientConnection {
   /** room → the user name this connection joined it with. */
@@ -95,7 +93,7 @@ export class ClientConnection {
     if (this.behindSince === 0) this.behindSince = now;
     if (unsent <= this.limits.hardBufferBytes && now - this.behindSince <= this.limits.writeDeadlineMs) return false;
     this.cut = true;
-    this.socket.close(SLOW_CONSUMER, 'slow consumer: send buffer full');
+    this.socket.close(CloseCode.TryAgainLater, 'slow consumer: send buffer full');
     // It is not reading, so it will not answer the close handshake either.
     setTimeout(() => this.socket.terminate(), 1000).unref();
     return true;

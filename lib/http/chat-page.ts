@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { HttpErrorCode } from '../errors.js';
+import { ApiErrorCode } from '../errors.js';
 
 export const PAGE_DIR = fileURLToPath(new URL('../../../lib/http/page/', import.meta.url));
 
@@ -35,7 +35,7 @@ export async function serveChatPage(req: IncomingMessage, res: ServerResponse, p
   const asset = ASSETS[path];
   if (!asset) return send(res, 404, 'text/plain; charset=utf-8', Buffer.from('not found\n'));
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return send(res, 405, 'application/json; charset=utf-8', Buffer.from(JSON.stringify({ error: { code: HttpErrorCode.MethodNotAllowed, message: 'use GET' } })), { allow: 'GET, HEAD' });
+    return send(res, 405, 'application/json; charset=utf-8', Buffer.from(JSON.stringify({ error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } })), { allow: 'GET, HEAD' });
   }
   let body = cache.get(asset.file);
   if (!body) {

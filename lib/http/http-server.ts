@@ -6,7 +6,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
-import { HttpErrorCode } from '../errors.js';
+import { ApiErrorCode } from '../errors.js';
 import { serveMetrics, type MetricsSource } from './metrics.js';
 import { isChatPagePath, serveChatPage } from './chat-page.js';
 
@@ -58,7 +58,7 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
   const path = pathOf(req);
   if (path === '/health' && routes.health) {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return sendJson(res, 405, { error: { code: HttpErrorCode.MethodNotAllowed, message: 'use GET' } }, { allow: 'GET, HEAD' });
+      return sendJson(res, 405, { error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } }, { allow: 'GET, HEAD' });
     }
     const { statusCode, body } = routes.health();
     return sendJson(res, statusCode, body);
@@ -67,7 +67,7 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
   if (routes.api && path.startsWith('/api/')) return routes.api(req, res, path);
   // The browser page (/, /app.js, /style.css), only where clients connect: it opens ws://its-host/.
   if (routes.upgrades['/'] && isChatPagePath(path)) return void serveChatPage(req, res, path);
-  sendJson(res, 404, { error: { code: HttpErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
+  sendJson(res, 404, { error: { code: ApiErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -10,7 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ClientErrorCode, HttpErrorCode } from '../errors.js';
+import { ClientErrorCode, ApiErrorCode } from '../errors.js';
 import type { ChatGateway } from '../gateway/chat-gateway.js';
 import type { Mesh, PeerState } from '../mesh/mesh.js';
 import type { Replicator } from '../mesh/replicator.js';
@@ -147,7 +147,7 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
 /** GET /metrics (HEAD too): the registry's text, or 503 before the node is running. */
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, source: MetricsSource | null): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return sendText(res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: { code: HttpErrorCode.MethodNotAllowed, message: 'use GET' } }), {
+    return sendText(res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } }), {
       allow: 'GET, HEAD',
     });
   }

@@ -137,27 +137,12 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.newId();
   }
 
-  /** Number of peers with a live link. */
-  get linkedPeers(): number {
-    return this.linksById.size;
-  }
-
-  /** Ids of the peers with a live link. */
-  linkedPeerIds(): string[] {
-    return [...this.linksById.keys()];
-  }
-
   /** Nodes this node can reach: its linked peers and the peers they say they are linked to. */
   reachableNodes(): Set<string> {
     const out = new Set<string>(this.linksById.keys());
     for (const [peer, links] of this.peerLinks) if (this.linksById.has(peer)) for (const id of links) out.add(id);
     out.delete(this.options.nodeId);
     return out;
-  }
-
-  /** Size of the dedupe cache (bounded by seenMax). */
-  get seenSize(): number {
-    return this.seen.size;
   }
 
   /** Asks the mesh to keep a link to this address; `source` names who asked (static, mdns...). */
@@ -216,7 +201,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<{ acked: number; expected: number }> {
     const links = this.flood('w', room, id, payload, ackTimeoutMs !== null);
     const expected = links.length;
-    if (expected === 0 || ackTimeoutMs === null) return Promise.resolve({ acked: 0, expected: ackTimeoutMs === null ? 0 : expected });
+    if (expected === 0 || ackTimeoutMs === null) return Promise.resolve({ acked: 0, expected: 0 });
     return new Promise((resolve) => {
       const waiting = new Set(links);
       const done = () => {
@@ -237,14 +222,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return true;
   }
 
+  /** Sends an event born here on every link; returns the links it went on only when acks are awaited. */
   private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false, presence?: PresenceMeta): PeerLink[] {
     this.seen.add(id);
     if (this.linksById.size === 0) return [];
     const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}) };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
-    const links = [...this.linksById.values()];
-    for (const link of links) link.send(frame);
-    return links;
+    for (const link of this.linksById.values()) link.send(frame);
+    return ack ? [...this.linksById.values()] : [];
   }
 
   /** The peer table for /health. */

@@ -82,7 +82,6 @@ export interface LinksHeader {
   t: 'links';
 }
 export type EnvelopeHeader = FloodHeader | AckHeader | SyncHeader | LinksHeader;
-export type RoomEventHeader = FloodHeader;
 
 export interface Envelope {
   header: EnvelopeHeader;

@@ -4,6 +4,7 @@
  */
 import { TestClient } from './client.js';
 import { Instance, freePort } from './instance.js';
+import { withTimeout } from './wait.js';
 
 /** Starts one instance per port, each with every other port as a static peer; waits until every link is up. */
 export async function fullMesh(n: number, env: Record<string, string> = {}): Promise<Instance[]> {
@@ -22,12 +23,17 @@ export class ClientPool {
   private readonly open: TestClient[] = [];
 
   async connect(instance: Instance): Promise<TestClient> {
-    const client = await TestClient.connect(instance.url);
+    return this.track(await TestClient.connect(instance.url));
+  }
+
+  /** Adds a client opened some other way. */
+  track(client: TestClient): TestClient {
     this.open.push(client);
     return client;
   }
 
+  /** Closes every client; one that hangs does not hold up the rest of the cleanup. */
   async closeAll(): Promise<void> {
-    await Promise.all(this.open.splice(0).map((c) => c.close()));
+    await Promise.all(this.open.splice(0).map((c) => withTimeout(c.close(), 2000, 'a client to close').catch(() => {})));
   }
 }

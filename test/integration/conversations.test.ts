@@ -9,24 +9,19 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { TestClient } from '../helpers/client.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
+import { ClientPool } from '../helpers/mesh.js';
 import { poll, withTimeout } from '../helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Tracking: everything a test opens is closed in afterEach, even when the test failed.
 
-const clients: TestClient[] = [];
+const clients = new ClientPool();
+const connect = (instance: Instance) => clients.connect(instance);
 const sockets: net.Socket[] = [];
 
-async function connect(instance: Instance): Promise<TestClient> {
-  const client = await TestClient.connect(instance.url);
-  clients.push(client);
-  return client;
-}
-
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => withTimeout(c.close(), 2000, 'a client to close').catch(() => {})));
+  await clients.closeAll();
   for (const s of sockets.splice(0)) s.destroy();
   await stopAll();
   started.clear();

@@ -8,8 +8,9 @@
 import { expect } from 'chai';
 import { ChatNode } from '../../lib/chat-node.js';
 import { TestClient } from '../helpers/client.js';
-import { Instance, freePort, stopAll } from '../helpers/instance.js';
-import { poll, withTimeout } from '../helpers/wait.js';
+import { Instance, stopAll } from '../helpers/instance.js';
+import { ClientPool, fullMesh } from '../helpers/mesh.js';
+import { poll } from '../helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small parser for the Prometheus text format 0.0.4.
@@ -123,28 +124,18 @@ async function scrape(base: string): Promise<Exposition> {
 
 // ---------------------------------------------------------------------------------------------
 
-const clients: TestClient[] = [];
+const clients = new ClientPool();
+const connect = (instance: Instance) => clients.connect(instance);
 const nodes: ChatNode[] = [];
 
-async function connect(instance: Instance): Promise<TestClient> {
-  const client = await TestClient.connect(instance.url);
-  clients.push(client);
-  return client;
-}
-
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => withTimeout(c.close(), 2000, 'a client to close').catch(() => {})));
+  await clients.closeAll();
   await Promise.all(nodes.splice(0).map((n) => n.close()));
   await stopAll();
 });
 
 async function linkedPair(): Promise<[Instance, Instance]> {
-  const [pa, pb] = await Promise.all([freePort(), freePort()]);
-  const [a, b] = await Promise.all([
-    Instance.start({ port: pa, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pb}` } }),
-    Instance.start({ port: pb, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${pa}` } }),
-  ]);
-  await Promise.all([a.waitForPeersUp([b.nodeId], 10_000), b.waitForPeersUp([a.nodeId], 10_000)]);
+  const [a, b] = await fullMesh(2);
   return [a, b];
 }
 
@@ -282,8 +273,7 @@ describe('metrics: GET /metrics', () => {
       const info = e.samples.filter((s) => s.name === 'chatmesh_node_info');
       expect(info.map((s) => s.labels.node)).to.deep.equal([node.id]);
     }
-    const client = await TestClient.connect(`ws://127.0.0.1:${nodes[0].port}`);
-    clients.push(client);
+    const client = clients.track(await TestClient.connect(`ws://127.0.0.1:${nodes[0].port}`));
     await client.join('r', 'u');
     const [f0, f1] = await Promise.all(nodes.map((n) => scrape(`http://127.0.0.1:${n.port}`)));
     expect(get(f0, 'chatmesh_client_connections')).to.equal(1);

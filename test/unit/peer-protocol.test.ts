@@ -6,11 +6,11 @@ import {
   type AuthFrame,
   type HelloFrame,
   type ReadyFrame,
-  type RoomEventHeader,
+  type FloodHeader,
   type WelcomeFrame,
 } from '../../lib/mesh/peer-protocol.js';
 
-const header = (over: Partial<RoomEventHeader> = {}): RoomEventHeader => ({
+const header = (over: Partial<FloodHeader> = {}): FloodHeader => ({
   t: 'room',
   id: 'msg-1',
   o: 'node-a',
@@ -19,7 +19,7 @@ const header = (over: Partial<RoomEventHeader> = {}): RoomEventHeader => ({
   ...over,
 });
 
-const envelope = (h: RoomEventHeader, payload: Buffer) => Buffer.concat([encodeEnvelopeHeader(h), payload]);
+const envelope = (h: FloodHeader, payload: Buffer) => Buffer.concat([encodeEnvelopeHeader(h), payload]);
 
 /** A raw frame from a header text and payload text. */
 const raw = (headerText: string, payload = '{"type":"message"}') => Buffer.from(`${headerText}\n${payload}`);
