@@ -96,10 +96,13 @@ export class ChatNode {
       },
     });
     this._port = await listen(this.server, o.port, o.host);
+    // After listen, a server error (EMFILE on accept, say) is logged, never a crash.
+    this.server.on('error', (err) => this.log.error('HTTP server error', { error: err.message }));
     if (separateMeshPort) {
       this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } });
       // Exclusive: in cluster mode every worker has a mesh port of its own (clients share PORT).
       this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host, true);
+      this.meshServer.on('error', (err) => this.log.error('mesh server error', { error: err.message }));
     } else {
       this._meshPort = this._port;
     }

@@ -266,6 +266,7 @@ export class ChatGateway {
 
   private onConnection(ws: WebSocket, raw: Duplex): void {
     if (this.closing) {
+      ws.on('error', () => {}); // it lives until the close completes
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }

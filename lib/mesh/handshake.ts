@@ -144,7 +144,8 @@ function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Sessi
     clearTimeout(timer);
     ws.off('message', onMessage);
     ws.off('close', onClose);
-    ws.off('error', onError);
+    // The error listener stays for the socket's whole life: terminate() on a socket that is
+    // still connecting emits 'error' on the next tick, and an 'error' nobody hears is a crash.
     done(err, peer);
   };
   const session: Session = {
@@ -171,6 +172,7 @@ function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Sessi
     finish(new HandshakeError(code, reason.toString() || `closed during handshake (${code})`, true, lastClaimed));
   };
   const onError = (err: Error) => {
+    if (finished) return;
     ws.terminate();
     finish(new HandshakeError(CloseCode.HandshakeFailed, err.message, false, lastClaimed));
   };

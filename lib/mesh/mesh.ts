@@ -171,6 +171,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** Takes an inbound peer connection (already upgraded on MESH_PATH). */
   accept(ws: WebSocket, remoteAddress: string | undefined): void {
     if (this.closed) {
+      ws.on('error', () => {}); // the socket still lives until the close completes
       ws.close(CloseCode.GoingAway, 'shutting down');
       return;
     }
@@ -309,11 +310,19 @@ export class Mesh extends EventEmitter<MeshEvents> {
     if (this.closed || entry.link || entry.dialing || entry.sources.size === 0) return;
     // Already linked to the node behind this address through another address: nothing to do.
     if (entry.id !== null && this.linksById.has(entry.id)) return;
-    const ws = new WebSocket(entry.address + MESH_PATH, MESH_SUBPROTOCOL, {
-      perMessageDeflate: false,
-      maxPayload: this.options.maxPeerPayloadBytes,
-      handshakeTimeout: this.options.peerHandshakeTimeoutMs,
-    });
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(entry.address + MESH_PATH, MESH_SUBPROTOCOL, {
+        perMessageDeflate: false,
+        maxPayload: this.options.maxPeerPayloadBytes,
+        handshakeTimeout: this.options.peerHandshakeTimeoutMs,
+      });
+    } catch (err) {
+      // An address ws cannot even parse: show it, and never retry it in a loop.
+      this.setState(entry, 'rejected', `bad peer address: ${(err as Error).message}`);
+      this.log.warn('bad peer address', { address: entry.address, error: (err as Error).message });
+      return;
+    }
     entry.dialing = ws;
     dialerHandshake(ws, this.handshake, (err, peer) => {
       entry.dialing = null;

@@ -251,6 +251,34 @@ describe('mesh: failures', () => {
     await ca.waitFor((f) => f.text === 'awake');
   });
 
+  it('stays up while a paused peer times out several redials mid-upgrade, and relinks after SIGCONT', async function () {
+    this.timeout(30_000);
+    // A stopped process still completes TCP connects (the kernel accepts into its backlog),
+    // but never answers the upgrade: every redial ends at the handshake deadline, with the
+    // socket still connecting. That once left an 'error' with no listener and killed A.
+    const env = { PEER_HEARTBEAT_MS: '200', PEER_TIMEOUT_MS: '800', PEER_HANDSHAKE_TIMEOUT_MS: '300', REDIAL_BASE_MS: '50', REDIAL_MAX_MS: '200' };
+    const [a, b] = await fullMesh(2, env);
+    b.signal('SIGSTOP');
+    try {
+      await a.waitForPeer((p) => p.id === b.nodeId && p.state === 'down', 5000, 'the paused peer down');
+      const timedOut = () => a.logs.filter((l) => l.msg === 'dial failed' && /timed out|closed before/i.test(String(l.reason))).length;
+      await poll(() => timedOut() >= 4 || !a.alive, { timeoutMs: 15_000, what: 'several redials of the paused peer to time out' });
+      expect(a.alive, `A exited (code ${a.exitCode}, signal ${a.exitSignal}):\n${a.output.slice(-20).join('\n')}`).to.equal(true);
+      expect(timedOut()).to.be.at.least(4);
+    } finally {
+      b.signal('SIGCONT');
+    }
+    await a.waitForPeersUp([b.nodeId], 10_000);
+    await b.waitForPeersUp([a.nodeId], 10_000);
+    expect(a.alive && b.alive).to.equal(true);
+    const ca = await connect(a);
+    const cb = await connect(b);
+    await ca.join('r', 'a');
+    await cb.join('r', 'b');
+    await cb.say('r', 'back');
+    await ca.waitFor((f) => f.text === 'back');
+  });
+
   it('cuts a peer link that stops draining (slow peer) at its buffer cap, and catch-up repairs what it missed', async function () {
     this.timeout(60_000);
     // The heartbeat would take 60 s: only the send-buffer cap can cut this link.
