@@ -49,7 +49,21 @@ export interface SummaryEntry {
  */
 interface Entry extends StoredMessage {
   deleted: boolean;
+  /** Local arrival order on this instance (a per-store counter), for resume. */
+  seq: number;
+  /** Local wall time of arrival, ms. */
+  arrivedAt: number;
+  /** Arrived here late: through catch-up, or long after it was written (see resumeAfter). */
+  late: boolean;
 }
+
+/** How a write reached this store: live (made here, or flooded by a peer) or by catch-up. */
+export type WritePath = 'live' | 'catch-up';
+
+/** The answer to a resume (see resumeAfter). */
+export type ResumeAnswer =
+  | { complete: true; messages: StoredMessage[] }
+  | { complete: false };
 
 interface Conversation {
   id: string;
@@ -71,6 +85,8 @@ interface Conversation {
 
 export class ConversationStore {
   private readonly conversations = new Map<string, Conversation>();
+  /** Arrival counter for entries (see Entry.seq). */
+  private arrivals = 0;
 
   constructor(
     private readonly options: StoreOptions,
@@ -112,16 +128,33 @@ export class ConversationStore {
   }
 
   /**
-   * The messages after `sinceId` in history order, for a client that resumes. `found` is
-   * false when `sinceId` is not in the kept history (too old, or unknown): the gap cannot be
-   * filled exactly.
+   * What a client that saw `sinceId` (on this instance or any other) may have missed, for a
+   * resume. Sorting after `sinceId` is not enough: a message can sort before it and still
+   * reach the client's old instance after the client left (a concurrent write from another
+   * instance a few ms away, a backdated post, the other side of a healed partition). So the
+   * answer also holds every message sorting before `sinceId` that arrived here after it, or
+   * from another origin within `RESUME_WINDOW_MS` before it (the client dedupes those by id). When
+   * `sinceId` is unknown, or itself arrived here late (by catch-up, or more than
+   * `RESUME_WINDOW_MS` after it was written), this instance cannot tell what the client missed:
+   * `complete: false`, and the caller says `gap`.
    */
-  messagesAfter(room: string, sinceId: string): { found: boolean; messages: StoredMessage[] } {
+  resumeAfter(room: string, sinceId: string): ResumeAnswer {
     const conv = this.live(room);
-    const entry = conv?.byId.get(sinceId);
-    if (!conv || !entry) return { found: false, messages: [] };
-    const start = conv.messages.indexOf(entry) + 1;
-    return { found: true, messages: conv.messages.slice(start).filter((m) => !m.deleted).map(publicMessage) };
+    const since = conv?.byId.get(sinceId);
+    if (!conv || !since || since.late) return { complete: false };
+    const origin = originOf(since.id);
+    const windowStart = since.arrivedAt - RESUME_WINDOW_MS;
+    const out: StoredMessage[] = [];
+    let after = false;
+    for (const m of conv.messages) {
+      if (m === since) {
+        after = true;
+        continue;
+      }
+      if (m.deleted) continue;
+      if (after || m.seq > since.seq || (m.arrivedAt >= windowStart && originOf(m.id) !== origin)) out.push(publicMessage(m));
+    }
+    return { complete: true, messages: out };
   }
 
   /** False when a message at `timestamp` would fall before every message of a full conversation. */
@@ -141,8 +174,11 @@ export class ConversationStore {
     return entry !== undefined && !entry.deleted ? entry.timestamp : null;
   }
 
-  /** Applies a write, from this node or any other. Idempotent and order-independent. */
-  apply(write: StoreWrite): ApplyResult {
+  /**
+   * Applies a write, from this node or any other. Idempotent and order-independent.
+   * `path` only records how it came (for resume), never changes what is stored.
+   */
+  apply(write: StoreWrite, path: WritePath = 'live'): ApplyResult {
     const id = writeId(write);
     const ts = parseTimestampId(id);
     if (!ts) return 'ignored';
@@ -169,8 +205,12 @@ export class ConversationStore {
           result = 'applied';
         }
         break;
-      case 'message':
-        result = this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false });
+      case 'message': {
+        const arrivedAt = this.now();
+        const late = path === 'catch-up' || arrivedAt - ts.wall > RESUME_WINDOW_MS;
+        result = this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late });
+        break;
+      }
         break;
       case 'deleted':
         result = this.addTombstone(conv, write.id, write.ts, ts.wall);
@@ -330,6 +370,18 @@ export class ConversationStore {
 
 export function messageWrite(room: string, m: StoredMessage): StoreWrite {
   return { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+}
+
+/**
+ * How far apart two instances may receive the same live message (flooding, a slow link up
+ * to the peer timeout): a message arriving later than this after it was written is late,
+ * and a resume replays messages from other origins that arrived this close before `since`.
+ */
+export const RESUME_WINDOW_MS = 5000;
+
+/** The node that wrote an id (the part after the clock, see timestampId). */
+function originOf(id: string): string {
+  return id.slice(id.indexOf('-') + 1);
 }
 
 function publicMessage(e: Entry): StoredMessage {

@@ -347,17 +347,19 @@ export class ChatGateway {
 
   /**
    * The `joined` reply. Without `since`: the room's recent history (oldest first). With
-   * `since` (resume): every message after it, in order, or — when `since` is no longer in
-   * the kept history — `gap: true` with the recent history, so the client knows it missed
-   * more than it is given. The reply is sent in the same turn as the membership starts, so
-   * no live message can fall between the replay and the live stream.
+   * `since` (resume): everything the client may have missed since it saw that message
+   * anywhere in the mesh (see ConversationStore.resumeAfter: what sorts after it, plus a few
+   * that sort before it but may not have reached the client's old instance in time; the
+   * client dedupes by id), or, when this instance cannot tell, `gap: true` with the recent
+   * history. The reply is sent in the same turn as the membership starts, so no live message
+   * can fall between the replay and the live stream.
    */
   private joinedFrame(room: string, user: string, since: string | undefined): Buffer {
     const wire = (m: StoredMessage) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp });
     if (since !== undefined) {
-      const after = this.store.messagesAfter(room, since);
+      const answer = this.store.resumeAfter(room, since);
       const members = this.presence.table.members(room);
-      if (after.found) return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: false, history: after.messages.map(wire) }));
+      if (answer.complete) return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: false, history: answer.messages.map(wire) }));
       const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
       return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: true, history }));
     }

@@ -190,7 +190,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     for (const value of writes) {
       const write = decodeWrite(value);
       if (!write) continue;
-      if (this.store.apply(write) !== 'applied') continue;
+      if (this.store.apply(write, 'catch-up') !== 'applied') continue;
       this.counters.writesReceivedInCatchUp++;
       // Members here missed it while the link was down: they get it now.
       if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));

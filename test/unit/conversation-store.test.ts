@@ -910,3 +910,68 @@ describe('ConversationStore: convergence (property)', () => {
     );
   });
 });
+
+describe('ConversationStore: resume (resumeAfter)', () => {
+  const ids = (answer: ReturnType<ConversationStore['resumeAfter']>) => (answer.complete ? answer.messages.map((m) => m.id) : null);
+
+  it('gives what sorts after since, without deleted messages', () => {
+    const { store, clock } = makeStore();
+    const [a, b, c] = [id(T0, 0, 'n1'), id(T0 + 10, 0, 'n1'), id(T0 + 20, 0, 'n1')];
+    store.apply(created('r', id(T0 - 1, 0, 'n1')));
+    for (const [m, ts] of [[a, T0], [b, T0 + 10], [c, T0 + 20]] as const) {
+      clock.t = ts;
+      store.apply(message('r', m, ts));
+    }
+    store.apply({ type: 'deleted', room: 'r', id: c, ts: T0 + 20, at: id(T0 + 21, 0, 'n1') });
+    expect(ids(store.resumeAfter('r', a))).to.deep.equal([b]);
+  });
+
+  it('is incomplete for an unknown since', () => {
+    const { store } = makeStore();
+    store.apply(created('r', id(T0 - 1, 0, 'n1')));
+    expect(store.resumeAfter('r', id(T0, 0, 'n1')).complete).to.equal(false);
+    expect(store.resumeAfter('nope', id(T0, 0, 'n1')).complete).to.equal(false);
+  });
+
+  it('replays a message that sorts before since but arrived after it (a backdated post, a late write)', () => {
+    const { store, clock } = makeStore();
+    const since = id(T0, 0, 'n1');
+    const backdated = id(T0 + 100, 0, 'n2');
+    store.apply(message('r', since, T0));
+    clock.t = T0 + 100;
+    store.apply(message('r', backdated, T0 - 60_000)); // sorts a minute before since
+    expect(ids(store.resumeAfter('r', since))).to.deep.equal([backdated]);
+  });
+
+  it('replays messages of other origins that arrived just before since, not older ones nor those of its own origin', () => {
+    const { store, clock } = makeStore();
+    const old = id(T0, 0, 'n2');
+    const racing = id(T0 + 10_000, 0, 'n2');
+    const sameOrigin = id(T0 + 10_001, 0, 'n1');
+    const since = id(T0 + 10_002, 0, 'n1');
+    clock.t = T0;
+    store.apply(message('r', old, T0));
+    clock.t = T0 + 10_000;
+    store.apply(message('r', racing, T0 + 10_000));
+    clock.t = T0 + 10_001;
+    store.apply(message('r', sameOrigin, T0 + 10_001));
+    clock.t = T0 + 10_002;
+    store.apply(message('r', since, T0 + 10_002));
+    // `racing` may have reached the client's old instance after the client left: replayed.
+    expect(ids(store.resumeAfter('r', since))).to.deep.equal([racing]);
+  });
+
+  it('is incomplete when since itself arrived late: by catch-up, or long after it was written', () => {
+    const { store, clock } = makeStore();
+    const viaCatchUp = id(T0, 0, 'n2');
+    store.apply(message('r', viaCatchUp, T0), 'catch-up');
+    expect(store.resumeAfter('r', viaCatchUp).complete).to.equal(false);
+    const slow = id(T0 + 1, 0, 'n2');
+    clock.t = T0 + 60_000;
+    store.apply(message('r', slow, T0 + 1));
+    expect(store.resumeAfter('r', slow).complete).to.equal(false);
+    const prompt = id(T0 + 60_000, 0, 'n2');
+    store.apply(message('r', prompt, T0 + 60_000));
+    expect(store.resumeAfter('r', prompt).complete).to.equal(true);
+  });
+});
