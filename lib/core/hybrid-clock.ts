@@ -12,7 +12,12 @@ export interface HlcTimestamp {
 }
 
 /** Remote timestamps further ahead than this are not followed (a peer with a broken clock). */
-const MAX_FORWARD_JUMP_MS = 60_000;
+export const MAX_FORWARD_JUMP_MS = 60_000;
+
+const WALL_DIGITS = 9; // base 36: enough for dates until the year 5188
+const COUNTER_DIGITS = 4; // base 36: 1.6 million events in one millisecond
+/** The largest counter an id can hold (`zzzz`). */
+export const MAX_COUNTER = 36 ** COUNTER_DIGITS - 1;
 
 export class HybridClock {
   private wall = 0;
@@ -26,8 +31,13 @@ export class HybridClock {
     if (physical > this.wall) {
       this.wall = physical;
       this.counter = 0;
-    } else {
+    } else if (this.counter < MAX_COUNTER) {
       this.counter++;
+    } else {
+      // The counter is spent for this millisecond: move to the next one, so every id keeps
+      // its fixed width (an id with a five-digit counter would not parse anywhere).
+      this.wall++;
+      this.counter = 0;
     }
     return { wall: this.wall, counter: this.counter };
   }
@@ -35,6 +45,7 @@ export class HybridClock {
   /** Takes note of a timestamp from another node, so later local events come after it. */
   observe(remote: HlcTimestamp): void {
     if (remote.wall > this.now() + MAX_FORWARD_JUMP_MS) return;
+    if (!Number.isSafeInteger(remote.counter) || remote.counter < 0 || remote.counter > MAX_COUNTER) return;
     if (remote.wall > this.wall) {
       this.wall = remote.wall;
       this.counter = remote.counter;
@@ -43,9 +54,6 @@ export class HybridClock {
     }
   }
 }
-
-const WALL_DIGITS = 9; // base 36: enough for dates until the year 5188
-const COUNTER_DIGITS = 4; // base 36: 1.6 million events in one millisecond
 
 /**
  * A sortable, URL-safe id: the timestamp in fixed-width base 36, then the node's id, so ids

@@ -3,7 +3,7 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { HybridClock, parseTimestampId, timestampId, type HlcTimestamp } from '../../lib/core/hybrid-clock.js';
+import { HybridClock, MAX_COUNTER, parseTimestampId, timestampId, type HlcTimestamp } from '../../lib/core/hybrid-clock.js';
 
 /** (wall, counter) order. */
 function cmp(a: HlcTimestamp, b: HlcTimestamp): number {
@@ -18,7 +18,6 @@ function manualClock(start: number): { now: () => number; set: (t: number) => vo
 
 const T0 = 1_700_000_000_000;
 const MAX_WALL = 36 ** 9 - 1;
-const MAX_COUNTER = 36 ** 4 - 1;
 
 describe('HybridClock.tick', () => {
   it('follows the wall clock when it moves forward', () => {
@@ -238,5 +237,24 @@ describe('timestampId / parseTimestampId', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('HybridClock: a spent counter', () => {
+  it('moves to the next millisecond instead of growing an id past its fixed width (a peer sending counter zzzz)', () => {
+    const clock = new HybridClock(() => T0);
+    clock.observe({ wall: T0, counter: MAX_COUNTER });
+    const next = clock.tick();
+    expect(next).to.deep.equal({ wall: T0 + 1, counter: 0 });
+    const id = timestampId(next, 'node');
+    expect(parseTimestampId(id)).to.deep.equal(next);
+    for (let i = 0; i < 5; i++) expect(parseTimestampId(timestampId(clock.tick(), 'node'))).to.not.equal(null);
+  });
+
+  it('ignores a remote counter out of range', () => {
+    const clock = new HybridClock(() => T0);
+    clock.observe({ wall: T0, counter: MAX_COUNTER + 1 });
+    clock.observe({ wall: T0, counter: -1 });
+    expect(clock.tick()).to.deep.equal({ wall: T0, counter: 0 });
   });
 });
