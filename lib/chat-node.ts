@@ -20,7 +20,8 @@ import { ClusterPresence } from './mesh/cluster-presence.js';
 import { PresenceTable } from './core/presence-table.js';
 import { createLogger, type Logger } from './log.js';
 import { Mesh } from './mesh/mesh.js';
-import { MESH_PATH } from './mesh/peer-protocol.js';
+import { MESH_PATH } from './links/handshake-frames.js';
+import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
 
 export interface ChatNodeDeps {
@@ -43,6 +44,7 @@ export class ChatNode {
   private sources: PeerSource[] = [];
   private closing: Promise<void> | null = null;
   private _mesh: Mesh | null = null;
+  private _transport: WsTransport | null = null;
   private _gateway: ChatGateway | null = null;
   private _replicator: Replicator | null = null;
   private _presence: ClusterPresence | null = null;
@@ -84,7 +86,7 @@ export class ChatNode {
     const o = this.options;
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
     const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>
-      this._mesh ? this._mesh.handleUpgrade(req, socket, head) : socket.destroy();
+      this._transport ? this._transport.handleUpgrade(req, socket, head) : socket.destroy();
 
     this.server = createHttpServer(o, {
       health: () => this.gateway.healthCheck(),
@@ -107,7 +109,8 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._mesh = new Mesh({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort }, this.log);
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort });
+    this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = new ConversationStore(o, this.id);
     this._replicator = new Replicator(
       store,

@@ -19,7 +19,7 @@ import type { Replicator } from '../mesh/replicator.js';
 import type { ClusterPresence } from '../mesh/cluster-presence.js';
 import type { PresenceChange } from '../core/presence-table.js';
 import { decodeClientFrame, errorFrame, type ClientFrame, type PresenceEvent, type RoomEvent } from '../protocol/client-frames.js';
-import type { PresenceMeta } from '../mesh/peer-protocol.js';
+import type { PresenceMeta } from '../mesh/envelope.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
 import { WriteCoalescer } from './write-coalescer.js';
