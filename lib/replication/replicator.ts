@@ -12,6 +12,7 @@
  *   Both sides do this, so each ends with the union, tombstones included.
  */
 import { EventEmitter } from 'node:events';
+import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
@@ -19,14 +20,11 @@ import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/stor
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
 
-export interface ReplicatorOptions {
-  /** Longest a write waits for peer acknowledgements. */
-  replicationAckTimeoutMs: number;
-  /** Conversation TTL: summaries of expired conversations are ignored. */
-  conversationTtlMs: number;
+/** replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of expired conversations are ignored. */
+export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs'> & {
   /** How often expired conversations and old tombstones are swept. */
   sweepIntervalMs: number;
-}
+};
 
 interface ReplicatorEvents {
   /** Bytes for the members of a room on this instance. */
