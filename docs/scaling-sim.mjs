@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // How the cost of one broadcast grows with the number of instances, full mesh versus partial
-// mesh, using chatmesh's own forwarding rule (lib/mesh/mesh.ts): the origin sends on every
+// mesh, using chatmesh's own forwarding rule (lib/mesh/router.ts): the origin sends on every
 // link; a node that sees an id for the first time delivers it and, while hops remain, forwards
 // it on every other link except back to the sender and to the origin; later copies are dropped.
 //   node docs/scaling-sim.mjs            prints the table used in docs/scaling.md

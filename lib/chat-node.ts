@@ -15,12 +15,15 @@ import { ConversationsApi } from './http/conversations-api.js';
 import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
 import type { Registry } from 'prom-client';
-import { Replicator } from './mesh/replicator.js';
-import { ClusterPresence } from './mesh/cluster-presence.js';
+import { healthCheck, type HealthReport } from './http/health.js';
+import { Replicator } from './replication/replicator.js';
+import { ClusterPresence } from './replication/cluster-presence.js';
+import { SyncChannel } from './replication/sync-channel.js';
 import { PresenceTable } from './core/presence-table.js';
 import { createLogger, type Logger } from './log.js';
 import { Mesh } from './mesh/mesh.js';
-import { MESH_PATH } from './mesh/peer-protocol.js';
+import { MESH_PATH } from './links/handshake-frames.js';
+import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
 
 export interface ChatNodeDeps {
@@ -43,9 +46,13 @@ export class ChatNode {
   private sources: PeerSource[] = [];
   private closing: Promise<void> | null = null;
   private _mesh: Mesh | null = null;
+  private _transport: WsTransport | null = null;
   private _gateway: ChatGateway | null = null;
   private _replicator: Replicator | null = null;
   private _presence: ClusterPresence | null = null;
+  private _sync: SyncChannel | null = null;
+  private _store: ConversationStore | null = null;
+  private startedAt = 0;
   private _api: ConversationsApi | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
@@ -68,14 +75,24 @@ export class ChatNode {
     return this._meshPort;
   }
 
-  get mesh(): Mesh {
-    if (!this._mesh) throw new Error('node not started');
-    return this._mesh;
-  }
-
   get gateway(): ChatGateway {
     if (!this._gateway) throw new Error('node not started');
     return this._gateway;
+  }
+
+  /**
+   * Answers /health: this node, its load and the state of every peer (lib/http/health.ts).
+   * Returns 503 while the node shuts down, so load balancers stop sending it traffic.
+   */
+  healthCheck(): { statusCode: number; body: HealthReport } {
+    const gateway = this.gateway;
+    return healthCheck({
+      node: { id: this.id, port: this._port, version: VERSION, startedAt: this.startedAt },
+      closing: gateway.isClosing,
+      gateway,
+      store: this._store!,
+      mesh: this._mesh!,
+    });
   }
 
   async start(): Promise<void> {
@@ -84,10 +101,10 @@ export class ChatNode {
     const o = this.options;
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
     const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>
-      this._mesh ? this._mesh.handleUpgrade(req, socket, head) : socket.destroy();
+      this._transport ? this._transport.handleUpgrade(req, socket, head) : socket.destroy();
 
     this.server = createHttpServer(o, {
-      health: () => this.gateway.healthCheck(),
+      health: () => this.healthCheck(),
       metrics: () => this._metrics,
       api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
       upgrades: {
@@ -107,17 +124,22 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._mesh = new Mesh({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort }, this.log);
-    const store = new ConversationStore(o, this.id);
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort });
+    this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
+    const store = (this._store = new ConversationStore(o, this.id));
+    // One reader of the sync channel, which hands catch-up to the replicator and presence snapshots to presence.
+    this._sync = new SyncChannel(this._mesh, this.log);
     this._replicator = new Replicator(
       store,
       this._mesh,
+      this._sync,
       { ...o, sweepIntervalMs: Math.min(30_000, Math.max(50, Math.floor(o.conversationTtlMs / 10))) },
       this.log,
     );
     this._api = new ConversationsApi(o, store, this._replicator);
-    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this.log);
-    this._gateway = new ChatGateway(o, this._mesh, this._replicator, store, this._presence, { id: this.id, port: this._port, version: VERSION, startedAt: Date.now() }, this.log);
+    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, this.log);
+    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, this.log);
+    this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();
     this._gateway.start();
@@ -157,6 +179,7 @@ export class ChatNode {
       await this._gateway?.close();
       this._replicator?.close();
       this._presence?.close();
+      this._sync?.close();
       await this._mesh?.close();
     })();
     await Promise.race([steps, deadline]);

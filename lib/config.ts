@@ -1,8 +1,7 @@
 /**
- * Every option chatmesh has, its default, and the environment variable that sets it.
- * Options are merged and checked once, here; the rest of the code only reads them.
+ * Every option chatmesh has, its default, and the environment variable that sets it (read by
+ * config-env.ts). Options are merged and checked once, here; the rest of the code only reads them.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 export type DiscoveryMode = 'mdns' | 'static' | 'dns' | 'off';
@@ -275,108 +274,4 @@ export function normalizePeerUrl(raw: string, variable: string): string {
   if (!port) throw new ConfigError(variable, `${JSON.stringify(raw)} has no port`);
   const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname;
   return `${url.protocol}//${host}:${port}`;
-}
-
-/** The environment variable behind each option that can be set from the environment. */
-const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = {
-  PORT: ['port', 'int'],
-  HOST: ['host', 'string'],
-  MESH_PORT: ['meshPort', 'int'],
-  MESH_HOST: ['meshHost', 'string'],
-  NODE_ID: ['nodeId', 'string'],
-  DISCOVERY: ['discovery', 'string'],
-  MESH_SECRET: ['meshSecret', 'string'],
-  MESH_HOPS: ['hopLimit', 'int'],
-  MAX_PAYLOAD_BYTES: ['maxPayloadBytes', 'int'],
-  MAX_PEER_PAYLOAD_BYTES: ['maxPeerPayloadBytes', 'int'],
-  MAX_TEXT_LENGTH: ['maxTextLength', 'int'],
-  MAX_NAME_LENGTH: ['maxNameLength', 'int'],
-  MAX_ROOMS_PER_CONNECTION: ['maxRoomsPerConnection', 'int'],
-  PING_INTERVAL_MS: ['pingIntervalMs', 'int'],
-  PEER_HEARTBEAT_MS: ['peerHeartbeatMs', 'int'],
-  PEER_TIMEOUT_MS: ['peerTimeoutMs', 'int'],
-  PEER_HANDSHAKE_TIMEOUT_MS: ['peerHandshakeTimeoutMs', 'int'],
-  PEER_REDIAL_BASE_MS: ['redialBaseMs', 'int'],
-  PEER_REDIAL_MAX_MS: ['redialMaxMs', 'int'],
-  PEER_REJECTED_RETRY_MS: ['rejectedRetryMs', 'int'],
-  MAX_PEER_BUFFER_BYTES: ['maxPeerBufferBytes', 'int'],
-  SEEN_TTL_MS: ['seenTtlMs', 'int'],
-  SEEN_MAX: ['seenMax', 'int'],
-  MDNS_TYPE: ['mdnsType', 'string'],
-  MDNS_QUERY_INTERVAL_MS: ['mdnsQueryIntervalMs', 'int'],
-  PEERS_DNS: ['peersDns', 'string'],
-  PEERS_DNS_PORT: ['peersDnsPort', 'int'],
-  PEERS_DNS_INTERVAL_MS: ['peersDnsIntervalMs', 'int'],
-  PEERS_DNS_SERVER: ['peersDnsServer', 'string'],
-  SHUTDOWN_TIMEOUT_MS: ['shutdownTimeoutMs', 'int'],
-  HTTP_HEADERS_TIMEOUT_MS: ['httpHeadersTimeoutMs', 'int'],
-  HTTP_REQUEST_TIMEOUT_MS: ['httpRequestTimeoutMs', 'int'],
-  HTTP_KEEP_ALIVE_TIMEOUT_MS: ['httpKeepAliveTimeoutMs', 'int'],
-  HTTP_MAX_HEADER_BYTES: ['httpMaxHeaderBytes', 'int'],
-  CONVERSATION_TTL_MS: ['conversationTtlMs', 'int'],
-  MAX_MESSAGES_PER_CONVERSATION: ['maxMessagesPerConversation', 'int'],
-  MAX_CONVERSATIONS: ['maxConversations', 'int'],
-  REPLICATION_ACK_TIMEOUT_MS: ['replicationAckTimeoutMs', 'int'],
-  MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
-  HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
-  PER_MESSAGE_DEFLATE: ['perMessageDeflate', 'bool'],
-  MAX_CLIENT_BUFFER_BYTES: ['maxClientBufferBytes', 'int'],
-  CLIENT_WRITE_DEADLINE_MS: ['clientWriteDeadlineMs', 'int'],
-  MAX_CLIENT_BUFFER_HARD_BYTES: ['maxClientBufferHardBytes', 'int'],
-  RATE_LIMIT_PER_SEC: ['rateLimitPerSec', 'int'],
-  RATE_LIMIT_BURST: ['rateLimitBurst', 'int'],
-  RATE_LIMIT_STRIKES: ['rateLimitStrikes', 'int'],
-  MAX_CONNECTIONS: ['maxConnections', 'int'],
-  LOG_LEVEL: ['logLevel', 'string'],
-};
-
-/** Reads options from environment variables; throws ConfigError naming the variable on a bad value. */
-export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): ChatmeshOptions {
-  const partial: Record<string, unknown> = {};
-  for (const [variable, [key, kind]] of Object.entries(ENV)) {
-    const raw = env[variable];
-    if (raw === undefined || raw === '') continue;
-    if (kind === 'bool') {
-      const v = raw.trim().toLowerCase();
-      if (!['1', '0', 'true', 'false', 'yes', 'no'].includes(v)) throw new ConfigError(variable, `must be 1 or 0, not ${JSON.stringify(raw)}`);
-      partial[key] = ['1', 'true', 'yes'].includes(v);
-    } else if (kind === 'int') {
-      if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `must be a whole number, not ${JSON.stringify(raw)}`);
-      partial[key] = Number(raw.trim());
-    } else {
-      partial[key] = raw.trim();
-    }
-  }
-  const peers: string[] = [];
-  if (env.PEERS) {
-    for (const p of env.PEERS.split(',').filter((s) => s.trim() !== '')) peers.push(normalizePeerUrl(p, 'PEERS'));
-  }
-  if (env.PEERS_FILE) peers.push(...readPeersFile(env.PEERS_FILE));
-  partial.peers = peers;
-  if (env.ALLOWED_ORIGINS) partial.allowedOrigins = env.ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '');
-  try {
-    return resolveOptions(partial as Partial<ChatmeshOptions>);
-  } catch (err) {
-    // Name the environment variable rather than the option behind it.
-    if (err instanceof ConfigError) {
-      const variable = Object.entries(ENV).find(([, [key]]) => key === err.variable)?.[0] ?? err.variable;
-      throw new ConfigError(variable, err.message.slice(err.variable.length + 2));
-    }
-    throw err;
-  }
-}
-
-/** Reads a peers file shaped like peers.example.json: `{ "peers": ["ws://host:port", ...] }`. */
-export function readPeersFile(path: string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError('PEERS_FILE', `cannot read ${path}: ${(err as Error).message}`);
-  }
-  const list = (parsed as { peers?: unknown })?.peers;
-  if (!Array.isArray(list) || !list.every((p) => typeof p === 'string')) {
-    throw new ConfigError('PEERS_FILE', `${path} must hold {"peers": ["ws://host:port", ...]}`);
-  }
-  return list.map((p: string) => normalizePeerUrl(p, 'PEERS_FILE'));
 }

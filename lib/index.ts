@@ -1,8 +1,9 @@
 /** chatmesh: a brokerless WebSocket chat server. */
 export { ChatNode, type ChatNodeDeps } from './chat-node.js';
-export { optionsFromEnv, resolveOptions, DEFAULTS, ConfigError, type ChatmeshOptions } from './config.js';
+export { resolveOptions, DEFAULTS, ConfigError, type ChatmeshOptions } from './config.js';
+export { optionsFromEnv } from './config-env.js';
 export { ClientErrorCode, CloseCode } from './errors.js';
-export type { HealthReport } from './gateway/chat-gateway.js';
+export type { HealthReport } from './http/health.js';
 export type { PeerStatus, PeerState } from './mesh/mesh.js';
 export { VERSION } from './version.js';
 export { runClusterPrimary, type PrimaryOptions } from './cluster/primary.js';

@@ -11,18 +11,15 @@
  */
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
+import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
+import { addMessage, addTombstone, compare, digestText, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
+export type { ApplyResult, StoredMessage } from './conversation.js';
+export type { ResumeAnswer } from './resume.js';
 
-export interface StoredMessage {
-  id: string;
-  sender: string;
-  content: string;
-  /** Milliseconds since the epoch; the history is ordered by (timestamp, id). */
-  timestamp: number;
-}
-
-export type ApplyResult = 'applied' | 'duplicate' | 'ignored';
+/** How a write reached this store: live (made here, or flooded by a peer) or by catch-up. */
+export type WritePath = 'live' | 'catch-up';
 
 export interface StoreOptions {
   /** A conversation with no write for this long is removed. */
@@ -42,50 +39,9 @@ export interface SummaryEntry {
   a: number;
 }
 
-/**
- * A message, or the place of a deleted one. Deleted messages keep their place in the window
- * of the newest `maxMessagesPerConversation`, so which messages are kept does not depend on
- * whether a delete arrived before or after a newer message pushed an old one out.
- */
-interface Entry extends StoredMessage {
-  deleted: boolean;
-  /** Local arrival order on this instance (a per-store counter), for resume. */
-  seq: number;
-  /** Local wall time of arrival, ms. */
-  arrivedAt: number;
-  /** Arrived here late: through catch-up, or long after it was written (see resumeAfter). */
-  late: boolean;
-}
-
-/** How a write reached this store: live (made here, or flooded by a peer) or by catch-up. */
-export type WritePath = 'live' | 'catch-up';
-
-/** The answer to a resume (see resumeAfter). */
-export type ResumeAnswer =
-  | { complete: true; messages: StoredMessage[] }
-  | { complete: false };
-
-interface Conversation {
-  id: string;
-  createdId: string;
-  lastActivity: number;
-  /** Sorted by (timestamp, id), deleted placeholders included. */
-  messages: Entry[];
-  byId: Map<string, Entry>;
-  /** Entries not deleted. */
-  visible: number;
-  /** message id → the deleted message's timestamp (its place in the order) and the delete's wall time. */
-  tombstones: Map<string, { ts: number; at: number }>;
-  /** Tombstones whose message has not arrived here (yet). */
-  orphanTombstones: number;
-  /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
-  digestHi: number;
-  digestLo: number;
-}
-
 export class ConversationStore {
   private readonly conversations = new Map<string, Conversation>();
-  /** Arrival counter for entries (see Entry.seq). */
+  /** Arrival counter for messages (see Entry.seq). */
   private arrivals = 0;
 
   constructor(
@@ -127,34 +83,9 @@ export class ConversationStore {
     return out.reverse();
   }
 
-  /**
-   * What a client that saw `sinceId` (on this instance or any other) may have missed, for a
-   * resume. Sorting after `sinceId` is not enough: a message can sort before it and still
-   * reach the client's old instance after the client left (a concurrent write from another
-   * instance a few ms away, a backdated post, the other side of a healed partition). So the
-   * answer also holds every message sorting before `sinceId` that arrived here after it, or
-   * from another origin within `RESUME_WINDOW_MS` before it (the client dedupes those by id). When
-   * `sinceId` is unknown, or itself arrived here late (by catch-up, or more than
-   * `RESUME_WINDOW_MS` after it was written), this instance cannot tell what the client missed:
-   * `complete: false`, and the caller says `gap`.
-   */
+  /** What a client that saw `sinceId` anywhere may have missed (see resume.ts). */
   resumeAfter(room: string, sinceId: string): ResumeAnswer {
-    const conv = this.live(room);
-    const since = conv?.byId.get(sinceId);
-    if (!conv || !since || since.late) return { complete: false };
-    const origin = originOf(since.id);
-    const windowStart = since.arrivedAt - RESUME_WINDOW_MS;
-    const out: StoredMessage[] = [];
-    let after = false;
-    for (const m of conv.messages) {
-      if (m === since) {
-        after = true;
-        continue;
-      }
-      if (m.deleted) continue;
-      if (after || m.seq > since.seq || (m.arrivedAt >= windowStart && originOf(m.id) !== origin)) out.push(publicMessage(m));
-    }
-    return { complete: true, messages: out };
+    return resumeAfter(this.live(room), sinceId);
   }
 
   /** False when a message at `timestamp` would fall before every message of a full conversation. */
@@ -191,7 +122,7 @@ export class ConversationStore {
       // At the bound, a conversation less recently active than every one we keep would be
       // the next to go: keep the set we have (the same on every node holding these writes).
       if (this.conversations.size >= this.options.maxConversations && !this.makeRoomFor(ts.wall, write.room)) return 'ignored';
-      conv = { id: write.room, createdId: id, lastActivity: ts.wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0 };
+      conv = newConversation(write.room, id, ts.wall);
       this.conversations.set(write.room, conv);
       if (write.type === 'created') return 'applied';
     }
@@ -207,13 +138,12 @@ export class ConversationStore {
         break;
       case 'message': {
         const arrivedAt = this.now();
-        const late = path === 'catch-up' || arrivedAt - ts.wall > RESUME_WINDOW_MS;
-        result = this.addMessage(conv, { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late });
+        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall) };
+        result = addMessage(conv, entry, this.options.maxMessagesPerConversation);
         break;
       }
-        break;
       case 'deleted':
-        result = this.addTombstone(conv, write.id, write.ts, ts.wall);
+        result = addTombstone(conv, write.id, write.ts, ts.wall, this.options.maxMessagesPerConversation);
         break;
     }
     // Activity (the TTL and eviction clock) is the latest clock time of every write received
@@ -292,66 +222,6 @@ export class ConversationStore {
     return this.now() - conv.lastActivity > this.options.conversationTtlMs;
   }
 
-  private addMessage(conv: Conversation, message: Entry): ApplyResult {
-    if (conv.byId.has(message.id)) return 'duplicate';
-    const max = this.options.maxMessagesPerConversation;
-    if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
-    if (conv.tombstones.has(message.id)) {
-      // Deleted before it arrived: it takes its place, as deleted.
-      message.deleted = true;
-      message.content = '';
-      conv.orphanTombstones--;
-    }
-    conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
-    conv.byId.set(message.id, message);
-    if (!message.deleted) conv.visible++;
-    toggle(conv, message.id);
-    if (conv.messages.length >= max) this.trim(conv, max);
-    return 'applied';
-  }
-
-  /** Drops the oldest entries over the bound, with their tombstones and any older ones. */
-  private trim(conv: Conversation, max: number): void {
-    while (conv.messages.length > max) {
-      const dropped = conv.messages.shift()!;
-      conv.byId.delete(dropped.id);
-      toggle(conv, dropped.id);
-      if (dropped.deleted) this.dropTombstone(conv, dropped.id);
-      else conv.visible--;
-    }
-    if (conv.orphanTombstones === 0) return;
-    // Deletes of messages never seen here that sort before the window are moot too.
-    const oldest = conv.messages[0];
-    for (const [id, t] of conv.tombstones) {
-      if (!conv.byId.has(id) && compare({ timestamp: t.ts, id }, oldest) < 0) {
-        this.dropTombstone(conv, id);
-        conv.orphanTombstones--;
-      }
-    }
-  }
-
-  private addTombstone(conv: Conversation, messageId: string, messageTs: number, wall: number): ApplyResult {
-    if (conv.tombstones.has(messageId)) return 'duplicate';
-    // A delete of a message older than everything a full conversation keeps changes nothing.
-    const full = conv.messages.length >= this.options.maxMessagesPerConversation;
-    if (full && !conv.byId.has(messageId) && compare({ timestamp: messageTs, id: messageId }, conv.messages[0]) < 0) return 'ignored';
-    conv.tombstones.set(messageId, { ts: messageTs, at: wall });
-    toggle(conv, 't:' + messageId);
-    const entry = conv.byId.get(messageId);
-    if (!entry) {
-      conv.orphanTombstones++;
-    } else if (!entry.deleted) {
-      conv.visible--;
-      entry.deleted = true;
-      entry.content = '';
-    }
-    return 'applied';
-  }
-
-  private dropTombstone(conv: Conversation, id: string): void {
-    if (conv.tombstones.delete(id)) toggle(conv, 't:' + id);
-  }
-
   /**
    * Frees a place for a new conversation active at `wall` by evicting the least recently
    * active one, unless the new one is less recent still (then it is not kept).
@@ -370,65 +240,4 @@ export class ConversationStore {
 
 export function messageWrite(room: string, m: StoredMessage): StoreWrite {
   return { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
-}
-
-/**
- * How far apart two instances may receive the same live message (flooding, a slow link up
- * to the peer timeout): a message arriving later than this after it was written is late,
- * and a resume replays messages from other origins that arrived this close before `since`.
- */
-export const RESUME_WINDOW_MS = 5000;
-
-/** The node that wrote an id (the part after the clock, see timestampId). */
-function originOf(id: string): string {
-  return id.slice(id.indexOf('-') + 1);
-}
-
-function publicMessage(e: Entry): StoredMessage {
-  return { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
-}
-
-function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {
-  if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-/** Where a message goes in a sorted history; new messages usually go last, so search from the end. */
-function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
-  if (list.length === 0 || compare(list[list.length - 1], message) < 0) return list.length;
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compare(list[mid], message) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/**
- * Adds or removes (XOR) an id's hash in the conversation's set digest. The hash is two
- * independent 32-bit FNV-1a-style lanes with a final mix: not cryptographic (peers are
- * trusted), only there to tell two sets apart, and cheap enough to run on every message.
- */
-function toggle(conv: Conversation, text: string): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193);
-    b = Math.imul(b ^ c, 0x5bd1e995);
-  }
-  a ^= a >>> 16;
-  a = Math.imul(a, 0x85ebca6b);
-  a ^= a >>> 13;
-  b ^= b >>> 15;
-  b = Math.imul(b, 0xc2b2ae35);
-  b ^= b >>> 16;
-  conv.digestHi = (conv.digestHi ^ a) >>> 0;
-  conv.digestLo = (conv.digestLo ^ b) >>> 0;
-}
-
-function digestText(conv: Conversation): string {
-  return conv.digestHi.toString(16).padStart(8, '0') + conv.digestLo.toString(16).padStart(8, '0');
 }

@@ -3,7 +3,7 @@
  * traffic between two processes on one machine has no business on the LAN.
  */
 import { networkInterfaces } from 'node:os';
-import { isLoopback } from '../mesh/auth.js';
+import { isLoopback } from '../links/auth.js';
 
 /** Every address of this host's interfaces (loopback included). */
 export function localAddresses(): Set<string> {

@@ -1,10 +1,12 @@
 /**
- * The client-facing WebSocket server: the client protocol and the five methods that are the
- * public face of a chatmesh server (healthCheck, markAlive, handleMessage, cleanup, broadcast).
+ * The client-facing WebSocket server: the client protocol, and four of the five methods that
+ * are the public face of a chatmesh server (markAlive, handleMessage, cleanup, broadcast; the
+ * fifth, healthCheck, is lib/http/health.ts).
  *
- * A client frame travels: socket → handleMessage (decode + validate) → room registry →
- * broadcast → local members and the mesh. A peer's room event arrives from the mesh and goes
- * to local members only (the mesh forwards it further itself).
+ * A client frame travels: socket → handleMessage (decode + validate) → room commands →
+ * broadcast → local members, and the other nodes through cluster presence (joins, leaves) or
+ * the replicator (messages). Events from peers arrive through those two and go to local
+ * members only (the mesh forwards them further itself).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,14 +15,15 @@ import type { ChatmeshOptions } from '../config.js';
 import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ConversationStore, StoredMessage } from '../core/conversation-store.js';
-import type { Mesh, PeerStatus } from '../mesh/mesh.js';
-import type { Replicator } from '../mesh/replicator.js';
-import type { ClusterPresence } from '../mesh/cluster-presence.js';
+import type { ConversationStore } from '../core/conversation-store.js';
 import type { PresenceChange } from '../core/presence-table.js';
-import { decodeClientFrame, errorFrame, type ClientFrame, type PresenceEvent, type RoomEvent } from '../protocol/client-frames.js';
-import type { PresenceMeta } from '../mesh/peer-protocol.js';
+import { rejectUpgrade } from '../http/responses.js';
+import type { PresenceMeta } from '../mesh/envelope.js';
+import { decodeClientFrame, errorFrame, type RoomEvent } from '../protocol/client-frames.js';
+import type { ClusterPresence } from '../replication/cluster-presence.js';
+import type { Replicator } from '../replication/replicator.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
+import { RoomCommands, type CommandGateway } from './room-commands.js';
 import { encodeTextFrame } from './text-frame.js';
 import { WriteCoalescer } from './write-coalescer.js';
 
@@ -29,29 +32,6 @@ export type GatewayOptions = Pick<
   | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
   | 'maxClientBufferBytes' | 'clientWriteDeadlineMs' | 'maxClientBufferHardBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
 >;
-
-export interface NodeInfo {
-  id: string;
-  port: number;
-  version: string;
-  startedAt: number;
-}
-
-export interface HealthReport {
-  status: 'ok' | 'shutting_down';
-  node: { id: string; port: number; version: string };
-  /** Seconds since start. */
-  uptime: number;
-  connections: number;
-  rooms: number;
-  /** The replicated store on this instance. */
-  store: { conversations: number; messages: number; tombstones: number };
-  /** This process's memory, bytes. */
-  memory: { rssBytes: number; heapUsedBytes: number };
-  /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
-  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
-  peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
-}
 
 /** Counters read by /metrics. */
 export interface GatewayCounters {
@@ -67,23 +47,23 @@ export interface GatewayCounters {
   errors: Record<string, number>;
 }
 
-export class ChatGateway {
+export class ChatGateway implements CommandGateway {
   readonly counters: GatewayCounters = { connectionsOpened: 0, connectionsClosed: 0, framesIn: 0, messagesIn: 0, deliveries: 0, errors: {} };
-  private readonly rooms = new RoomRegistry<ClientConnection>();
+  /** Which local connections are in which room. */
+  readonly rooms = new RoomRegistry<ClientConnection>();
   private readonly connections = new Set<ClientConnection>();
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | null = null;
   private nextConnectionId = 1;
   private readonly limits: ConnectionLimits;
+  private readonly commands: RoomCommands;
   private closing = false;
 
   constructor(
     private readonly options: GatewayOptions,
-    private readonly mesh: Mesh,
     private readonly replicator: Replicator,
-    private readonly store: ConversationStore,
+    store: ConversationStore,
     private readonly presence: ClusterPresence,
-    private readonly node: NodeInfo,
     private readonly log: Logger,
   ) {
     this.wss = new WebSocketServer({
@@ -102,8 +82,9 @@ export class ChatGateway {
       burst: options.rateLimitBurst,
       coalescer: new WriteCoalescer(),
     };
-    mesh.on('room', this.onPeerRoomEvent);
+    this.commands = new RoomCommands(options, this, store, replicator, presence);
     replicator.on('deliver', this.deliverLocal);
+    presence.on('deliver', this.deliverLocal);
     presence.on('change', this.onPresenceChange);
   }
 
@@ -118,13 +99,13 @@ export class ChatGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.connections.size >= this.options.maxConnections) {
       this.counters.errors.connection_limit = (this.counters.errors.connection_limit ?? 0) + 1;
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      rejectUpgrade(socket, 503);
       return;
     }
     const origin = req.headers.origin;
     if (origin !== undefined && this.options.allowedOrigins.length > 0 && !this.options.allowedOrigins.includes(origin)) {
       this.counters.errors.origin_not_allowed = (this.counters.errors.origin_not_allowed ?? 0) + 1;
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      rejectUpgrade(socket, 403);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket));
@@ -135,29 +116,14 @@ export class ChatGateway {
     return this.connections.size;
   }
 
+  /** True from the start of a shutdown: /health answers 503, new clients are refused. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
   /** Number of rooms with at least one member on this instance. */
   get roomCount(): number {
     return this.rooms.size;
-  }
-
-  /**
-   * Answers /health: this node, its load and the state of every peer.
-   * Returns 503 while the node shuts down, so load balancers stop sending it traffic.
-   */
-  healthCheck(): { statusCode: number; body: HealthReport } {
-    const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-    const body: HealthReport = {
-      status: this.closing ? 'shutting_down' : 'ok',
-      node: { id: this.node.id, port: this.node.port, version: this.node.version },
-      uptime: Math.round((Date.now() - this.node.startedAt) / 100) / 10,
-      connections: this.connections.size,
-      rooms: this.rooms.size,
-      store: this.store.stats(),
-      mesh: { ...this.mesh.counters },
-      memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
-      peers: this.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
-    };
-    return { statusCode: this.closing ? 503 : 200, body };
   }
 
   /**
@@ -205,14 +171,14 @@ export class ChatGateway {
       this.sendError(conn, decoded.code, decoded.message);
       return;
     }
-    this.dispatch(conn, decoded.frame);
+    this.commands.dispatch(conn, decoded.frame);
   }
 
   /** Releases everything a closed connection held: room memberships (with presence leave events). */
   cleanup(conn: ClientConnection): void {
     if (!this.connections.delete(conn)) return;
     this.counters.connectionsClosed++;
-    for (const [room, user] of conn.rooms) this.leaveRoom(conn, room, user);
+    for (const [room, user] of conn.rooms) this.commands.leaveRoom(conn, room, user);
     conn.socket.removeAllListeners();
     // An 'error' after this point must still not crash the process.
     conn.socket.on('error', () => {});
@@ -237,7 +203,7 @@ export class ChatGateway {
       for (const member of members) if (member !== except) member.sendFrame(frame, payload);
       this.counters.deliveries += except && members.has(except) ? members.size - 1 : members.size;
     }
-    this.mesh.publish(room, this.mesh.nextId(), payload, presence);
+    this.presence.publish(room, payload, presence);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -245,8 +211,8 @@ export class ChatGateway {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
-    this.mesh.off('room', this.onPeerRoomEvent);
     this.replicator.off('deliver', this.deliverLocal);
+    this.presence.off('deliver', this.deliverLocal);
     this.presence.off('change', this.onPresenceChange);
     const closes: Promise<void>[] = [];
     for (const conn of this.connections) {
@@ -283,119 +249,13 @@ export class ChatGateway {
     ws.on('error', (err) => this.log.debug('client socket error', { conn: conn.id, error: err.message }));
   }
 
-  private dispatch(conn: ClientConnection, frame: ClientFrame): void {
-    switch (frame.type) {
-      case 'join': {
-        const current = conn.rooms.get(frame.room);
-        if (current !== undefined) {
-          if (current !== frame.user) {
-            this.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
-            return;
-          }
-          conn.send(this.joinedFrame(frame.room, current, frame.since));
-          return;
-        }
-        if (conn.rooms.size >= this.options.maxRoomsPerConnection) {
-          this.sendError(conn, ClientErrorCode.TooManyRooms, `at most ${this.options.maxRoomsPerConnection} rooms per connection`);
-          return;
-        }
-        // Joining a room that does not exist creates it (it is also a conversation).
-        if (!this.store.has(frame.room)) this.replicator.commit({ type: 'created', room: frame.room, id: this.store.nextId() });
-        conn.rooms.set(frame.room, frame.user);
-        this.rooms.join(frame.room, conn);
-        const v = this.presence.table.localJoin(conn.id, frame.room, frame.user);
-        conn.send(this.joinedFrame(frame.room, frame.user, frame.since));
-        this.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn, { c: conn.id, v });
-        return;
-      }
-      case 'leave': {
-        const user = conn.rooms.get(frame.room);
-        if (user === undefined) {
-          this.sendError(conn, ClientErrorCode.NotJoined, `not in room ${frame.room}`);
-          return;
-        }
-        this.leaveRoom(conn, frame.room, user);
-        conn.send(Buffer.from(JSON.stringify({ type: 'left', room: frame.room })));
-        return;
-      }
-      case 'members': {
-        if (!conn.rooms.has(frame.room)) {
-          this.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} to see its members`);
-          return;
-        }
-        conn.send(Buffer.from(JSON.stringify({ type: 'members', room: frame.room, members: this.presence.table.members(frame.room) })));
-        return;
-      }
-      case 'message': {
-        const user = conn.rooms.get(frame.room);
-        if (user === undefined) {
-          this.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} before sending to it`);
-          return;
-        }
-        if (frame.user !== undefined && frame.user !== user) {
-          this.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
-          return;
-        }
-        this.counters.messagesIn++;
-        // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
-        const stamp = this.store.nextStamp();
-        this.broadcast(frame.room, { type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall });
-        return;
-      }
-    }
-  }
-
-  /**
-   * The `joined` reply. Without `since`: the room's recent history (oldest first). With
-   * `since` (resume): everything the client may have missed since it saw that message
-   * anywhere in the mesh (see ConversationStore.resumeAfter: what sorts after it, plus a few
-   * that sort before it but may not have reached the client's old instance in time; the
-   * client dedupes by id), or, when this instance cannot tell, `gap: true` with the recent
-   * history. The reply is sent in the same turn as the membership starts, so no live message
-   * can fall between the replay and the live stream.
-   */
-  private joinedFrame(room: string, user: string, since: string | undefined): Buffer {
-    const wire = (m: StoredMessage) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp });
-    if (since !== undefined) {
-      const answer = this.store.resumeAfter(room, since);
-      const members = this.presence.table.members(room);
-      if (answer.complete) return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: false, history: answer.messages.map(wire) }));
-      const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-      return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: true, history }));
-    }
-    const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-    return Buffer.from(JSON.stringify({ type: 'joined', room, user, members: this.presence.table.members(room), history }));
-  }
-
-  private leaveRoom(conn: ClientConnection, room: string, user: string): void {
-    conn.rooms.delete(room);
-    this.rooms.leave(room, conn);
-    const v = this.presence.table.localLeave(conn.id, room);
-    this.broadcast(room, { type: 'presence', event: 'leave', room, user }, conn, { c: conn.id, v });
-  }
-
-  /** A room event from a peer (presence): update the table, then tell local members. */
-  private readonly onPeerRoomEvent = (room: string, payload: Buffer, origin: string, meta: PresenceMeta | undefined): void => {
-    if (meta) {
-      let event: Partial<PresenceEvent>;
-      try {
-        event = JSON.parse(payload.toString());
-      } catch {
-        return;
-      }
-      if (typeof event.user !== 'string') return;
-      const applied = this.presence.table.applyEvent(origin, meta.v, event.event === 'leave' ? 'leave' : 'join', { conn: meta.c, room, user: event.user });
-      if (!applied) return; // stale: a snapshot already told us something newer
-    }
-    this.deliverLocal(room, payload);
-  };
-
   /** A join or leave this node worked out itself (a node became unreachable, or came back). */
   private readonly onPresenceChange = (change: PresenceChange): void => {
     this.deliverLocal(change.room, Buffer.from(JSON.stringify({ type: 'presence', event: change.event, room: change.room, user: change.user })));
   };
 
-  private sendError(conn: ClientConnection, code: string, message: string): void {
+  /** Answers a client frame with an error frame (the connection stays open). */
+  sendError(conn: ClientConnection, code: string, message: string): void {
     this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;
     conn.send(Buffer.from(errorFrame(code, message)));
   }

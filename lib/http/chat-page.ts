@@ -12,7 +12,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ApiErrorCode } from '../errors.js';
+import { GET_ONLY, send } from './responses.js';
 
 export const PAGE_DIR = fileURLToPath(new URL('../../../lib/http/page/', import.meta.url));
 
@@ -33,32 +33,30 @@ export function isChatPagePath(path: string): boolean {
 
 export async function serveChatPage(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   const asset = ASSETS[path];
-  if (!asset) return send(res, 404, 'text/plain; charset=utf-8', Buffer.from('not found\n'));
+  if (!asset) return reply(res, 404, 'text/plain; charset=utf-8', Buffer.from('not found\n'));
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return send(res, 405, 'application/json; charset=utf-8', Buffer.from(JSON.stringify({ error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } })), { allow: 'GET, HEAD' });
+    return reply(res, 405, 'application/json; charset=utf-8', Buffer.from(GET_ONLY.body), GET_ONLY.headers);
   }
   let body = cache.get(asset.file);
   if (!body) {
     try {
       body = await readFile(PAGE_DIR + asset.file);
     } catch {
-      return send(res, 404, 'text/plain; charset=utf-8', Buffer.from(`the chat page is not installed (no ${asset.file} in ${PAGE_DIR})\n`));
+      return reply(res, 404, 'text/plain; charset=utf-8', Buffer.from(`the chat page is not installed (no ${asset.file} in ${PAGE_DIR})\n`));
     }
     cache.set(asset.file, body);
   }
-  send(res, 200, asset.type, body);
+  reply(res, 200, asset.type, body);
 }
 
-function send(res: ServerResponse, status: number, type: string, body: Buffer, headers: Record<string, string> = {}): void {
-  if (res.destroyed) return;
-  res.writeHead(status, {
-    'content-type': type,
-    'content-length': body.length,
-    'cache-control': 'no-cache',
-    'content-security-policy': PAGE_CSP,
-    'x-content-type-options': 'nosniff',
-    'referrer-policy': 'no-referrer',
-    ...headers,
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
+/** Every answer of the page carries these. */
+const PAGE_HEADERS = {
+  'cache-control': 'no-cache',
+  'content-security-policy': PAGE_CSP,
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+function reply(res: ServerResponse, status: number, type: string, body: Buffer, headers: Record<string, string> = {}): void {
+  send(res, status, type, body, { ...PAGE_HEADERS, ...headers });
 }

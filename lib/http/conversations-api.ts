@@ -12,7 +12,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChatmeshOptions } from '../config.js';
 import type { ConversationStore } from '../core/conversation-store.js';
 import { ApiErrorCode } from '../errors.js';
-import type { Replicator } from '../mesh/replicator.js';
+import { forbiddenKey } from '../protocol/forbidden-keys.js';
+import type { Replicator } from '../replication/replicator.js';
 import { sendJson } from './http-server.js';
 
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
@@ -157,9 +158,8 @@ export class ConversationsApi {
       throw new ApiError(400, ApiErrorCode.BadJson, 'body is not valid JSON');
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid('body must be a JSON object');
-    for (const key of ['__proto__', 'constructor', 'prototype']) {
-      if (Object.prototype.hasOwnProperty.call(value, key)) throw invalid(`key "${key}" is not allowed`);
-    }
+    const forbidden = forbiddenKey(value);
+    if (forbidden !== undefined) throw invalid(`key "${forbidden}" is not allowed`);
     return value as Record<string, unknown>;
   }
 }

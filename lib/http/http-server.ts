@@ -7,6 +7,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
 import { ApiErrorCode } from '../errors.js';
+import { GET_ONLY, rejectUpgrade, send } from './responses.js';
 import { serveMetrics, type MetricsSource } from './metrics.js';
 import { isChatPagePath, serveChatPage } from './chat-page.js';
 
@@ -40,7 +41,7 @@ export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.S
     socket.on('error', () => socket.destroy());
     const handler = routes.upgrades[pathOf(req)];
     if (!handler) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      rejectUpgrade(socket, 404);
       return;
     }
     handler(req, socket, head);
@@ -48,8 +49,7 @@ export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.S
   // A malformed request costs its own connection only.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    rejectUpgrade(socket, err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400);
   });
   return server;
 }
@@ -58,7 +58,7 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
   const path = pathOf(req);
   if (path === '/health' && routes.health) {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      return sendJson(res, 405, { error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } }, { allow: 'GET, HEAD' });
+      return send(res, 405, JSON_TYPE, GET_ONLY.body, GET_ONLY.headers);
     }
     const { statusCode, body } = routes.health();
     return sendJson(res, statusCode, body);
@@ -70,10 +70,10 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
   sendJson(res, 404, { error: { code: ApiErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
 }
 
+const JSON_TYPE = 'application/json; charset=utf-8';
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(res.req.method === 'HEAD' ? undefined : text);
+  send(res, status, JSON_TYPE, JSON.stringify(body), headers);
 }
 
 function pathOf(req: IncomingMessage): string {

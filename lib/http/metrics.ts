@@ -10,10 +10,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ClientErrorCode, ApiErrorCode } from '../errors.js';
+import { ClientErrorCode } from '../errors.js';
 import type { ChatGateway } from '../gateway/chat-gateway.js';
 import type { Mesh, PeerState } from '../mesh/mesh.js';
-import type { Replicator } from '../mesh/replicator.js';
+import type { Replicator } from '../replication/replicator.js';
+import { GET_ONLY, send } from './responses.js';
 
 export interface NodeMetricsSources {
   nodeId: string;
@@ -147,22 +148,14 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
 /** GET /metrics (HEAD too): the registry's text, or 503 before the node is running. */
 export async function serveMetrics(req: IncomingMessage, res: ServerResponse, source: MetricsSource | null): Promise<void> {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return sendText(res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: { code: ApiErrorCode.MethodNotAllowed, message: 'use GET' } }), {
-      allow: 'GET, HEAD',
-    });
+    return send(res, 405, 'application/json; charset=utf-8', GET_ONLY.body, GET_ONLY.headers);
   }
-  if (!source) return sendText(res, 503, 'text/plain; charset=utf-8', 'not started\n');
+  if (!source) return send(res, 503, 'text/plain; charset=utf-8', 'not started\n');
   let body: string;
   try {
     body = await source.metrics();
   } catch (err) {
-    return sendText(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${(err as Error).message}\n`);
+    return send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${(err as Error).message}\n`);
   }
-  sendText(res, 200, source.contentType, body);
-}
-
-function sendText(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
-  if (res.destroyed) return;
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(res.req.method === 'HEAD' ? undefined : text);
+  send(res, 200, source.contentType, body);
 }

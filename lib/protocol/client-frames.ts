@@ -4,6 +4,7 @@
  * ever sees well-formed values.
  */
 import { ClientErrorCode } from '../errors.js';
+import { forbiddenKey } from './forbidden-keys.js';
 
 export interface JoinFrame {
   type: 'join';
@@ -38,8 +39,6 @@ export type DecodeResult =
   | { ok: true; frame: ClientFrame }
   | { ok: false; code: ClientErrorCode; message: string };
 
-/** Keys that must never reach an object of ours, even as own properties. */
-const FORBIDDEN_KEYS = ['__proto__', 'constructor', 'prototype'];
 // C0 and C1 control characters and DEL have no place in a name.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -57,11 +56,8 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
     return fail(ClientErrorCode.InvalidFrame, 'frame must be a JSON object');
   }
   const obj = value as Record<string, unknown>;
-  for (const key of FORBIDDEN_KEYS) {
-    if (Object.prototype.hasOwnProperty.call(obj, key)) {
-      return fail(ClientErrorCode.InvalidField, `key "${key}" is not allowed`);
-    }
-  }
+  const forbidden = forbiddenKey(obj);
+  if (forbidden !== undefined) return fail(ClientErrorCode.InvalidField, `key "${forbidden}" is not allowed`);
   const type = obj.type;
   if (typeof type !== 'string') return fail(ClientErrorCode.InvalidField, 'type must be a string');
 

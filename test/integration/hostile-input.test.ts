@@ -20,7 +20,7 @@ import { WebSocket, type RawData } from 'ws';
 import { TestClient } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { poll, withTimeout } from '../helpers/wait.js';
-import { proofFor } from '../../lib/mesh/auth.js';
+import { proofFor } from '../../lib/links/auth.js';
 
 // ---------------------------------------------------------------------------------------------
 // Tracking: everything a test opens is closed in afterEach, even when the test failed.

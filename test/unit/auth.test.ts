@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isLoopback, newNonce, proofFor, proofMatches } from '../../lib/mesh/auth.js';
+import { isLoopback, newNonce, proofFor, proofMatches } from '../../lib/links/auth.js';
 
 const SECRET = 'correct horse battery staple';
 

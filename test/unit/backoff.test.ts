@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Backoff } from '../../lib/mesh/backoff.js';
+import { Backoff } from '../../lib/links/backoff.js';
 
 const ALMOST_ONE = 0.999999;
 

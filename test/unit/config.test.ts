@@ -6,11 +6,10 @@ import {
   ConfigError,
   DEFAULTS,
   normalizePeerUrl,
-  optionsFromEnv,
-  readPeersFile,
   resolveOptions,
   type ChatmeshOptions,
 } from '../../lib/config.js';
+import { optionsFromEnv, readPeersFile } from '../../lib/config-env.js';
 
 /** Runs fn, expects a ConfigError naming `variable`, and returns it. */
 function expectConfigError(fn: () => unknown, variable: string): ConfigError {

@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { DnsDiscovery, type DnsResolverLike } from '../../lib/discovery/dns-discovery.js';
 import type { Logger } from '../../lib/log.js';
-import { normalizeDnsServer, optionsFromEnv, resolveOptions } from '../../lib/config.js';
+import { normalizeDnsServer, resolveOptions } from '../../lib/config.js';
+import { optionsFromEnv } from '../../lib/config-env.js';
 
 type Answer = string[] | { name: string; port: number }[] | string; // a string is an error code
 

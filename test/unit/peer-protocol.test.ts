@@ -1,14 +1,6 @@
 import { expect } from 'chai';
-import {
-  decodeEnvelope,
-  decodeHandshake,
-  encodeEnvelopeHeader,
-  type AuthFrame,
-  type HelloFrame,
-  type ReadyFrame,
-  type FloodHeader,
-  type WelcomeFrame,
-} from '../../lib/mesh/peer-protocol.js';
+import { decodeEnvelope, encodeEnvelopeHeader, type FloodHeader } from '../../lib/mesh/envelope.js';
+import { decodeHandshake, type AuthFrame, type HelloFrame, type ReadyFrame, type WelcomeFrame } from '../../lib/links/handshake-frames.js';
 
 const header = (over: Partial<FloodHeader> = {}): FloodHeader => ({
   t: 'room',

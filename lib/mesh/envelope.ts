@@ -1,44 +1,10 @@
 /**
- * The peer wire protocol (server to server).
- *
- * Handshake, JSON frames, dialer first:
- *   dialer   → {"t":"hello","v":1,"id","inc","port","nonce"}
- *   acceptor → {"t":"welcome","v":1,"id","inc","nonce","proof"}   proof answers the dialer's nonce
- *   dialer   → {"t":"auth","proof"}                                proof answers the acceptor's nonce
- *   acceptor → {"t":"ready"}
- * A refusal is a close with a CloseCode (Rejected, VersionMismatch, Self, ...) and a reason.
- *
- * After the handshake every frame is an envelope: a small JSON header, a newline, then the
- * payload exactly as clients receive it. Forwarding rewrites only the header, so a payload is
- * never parsed or re-serialised on its way through the mesh.
+ * The mesh envelope: after the handshake (lib/links/handshake-frames.ts) every frame on a
+ * peer link is a small JSON header, a newline, then the payload exactly as clients receive
+ * it. Forwarding rewrites only the header, so a payload is never parsed or re-serialised on
+ * its way through the mesh.
  */
-export const PEER_PROTOCOL_VERSION = 1;
-export const MESH_PATH = '/_mesh';
-export const MESH_SUBPROTOCOL = 'chatmesh.v1';
-
-export interface HelloFrame {
-  t: 'hello';
-  v: number;
-  id: string;
-  inc: string;
-  port: number;
-  nonce: string;
-}
-export interface WelcomeFrame {
-  t: 'welcome';
-  v: number;
-  id: string;
-  inc: string;
-  nonce: string;
-  proof: string;
-}
-export interface AuthFrame {
-  t: 'auth';
-  proof: string;
-}
-export interface ReadyFrame {
-  t: 'ready';
-}
+import { ID_PATTERN } from '../links/handshake-frames.js';
 
 /**
  * Envelope headers after the handshake:
@@ -94,7 +60,6 @@ export function encodeEnvelopeHeader(header: EnvelopeHeader): Buffer {
   return Buffer.from(JSON.stringify(header) + '\n');
 }
 
-const ID_PATTERN = /^[A-Za-z0-9_\-+/=.:]{1,128}$/;
 const NEWLINE = 0x0a;
 
 /** Decodes an envelope; returns null for anything malformed (the caller logs and drops it). */
@@ -129,37 +94,5 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
       return { header: { t: 'links' }, payload };
     default:
       return null;
-  }
-}
-
-/** Parses a handshake frame of the expected kind; null if it is anything else. */
-export function decodeHandshake<T extends HelloFrame | WelcomeFrame | AuthFrame | ReadyFrame>(
-  frame: string,
-  kind: T['t'],
-): T | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(frame);
-  } catch {
-    return null;
-  }
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
-  if (v.t !== kind) return null;
-  const str = (k: string) => typeof v[k] === 'string' && (v[k] as string).length <= 256;
-  switch (kind) {
-    case 'hello':
-      if (!str('id') || !ID_PATTERN.test(v.id as string) || !str('inc') || !str('nonce')) return null;
-      if (typeof v.v !== 'number' || typeof v.port !== 'number' || !Number.isInteger(v.port)) return null;
-      if (v.port < 1 || v.port > 65535) return null;
-      return v as unknown as T;
-    case 'welcome':
-      if (!str('id') || !ID_PATTERN.test(v.id as string) || !str('inc') || !str('nonce') || !str('proof')) return null;
-      if (typeof v.v !== 'number') return null;
-      return v as unknown as T;
-    case 'auth':
-      return str('proof') ? (v as unknown as T) : null;
-    default:
-      return v as unknown as T;
   }
 }

@@ -1,10 +1,11 @@
 /**
- * One established link to a peer: heartbeat, round-trip time, backpressure, close.
- * The mesh decides what to send; the link only moves frames and watches the peer's health.
+ * One established link to a peer over a WebSocket: heartbeat, round-trip time, backpressure,
+ * close. The mesh decides what to send; the link only moves frames and watches the peer's health.
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode } from '../errors.js';
+import type { Link, LinkEvents, LinkIdentity } from './link.js';
 
 export interface PeerLinkOptions {
   heartbeatMs: number;
@@ -12,28 +13,12 @@ export interface PeerLinkOptions {
   maxBufferedBytes: number;
 }
 
-export interface PeerLinkIdentity {
-  id: string;
-  incarnation: string;
-  /** Canonical address of the peer, ws://host:port. */
-  address: string;
-  /** Who dialled this link: decides which of two simultaneous links survives. */
-  dialerId: string;
-  direction: 'in' | 'out';
-}
-
-interface PeerLinkEvents {
-  frame: [data: Buffer];
-  close: [code: number, reason: string];
-}
-
-export class PeerLink extends EventEmitter<PeerLinkEvents> {
+export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly id: string;
   readonly incarnation: string;
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
-  readonly since = Date.now();
   lastSeen = Date.now();
   rttMs: number | null = null;
   private lastTick = Date.now();
@@ -42,7 +27,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   constructor(
     private readonly ws: WebSocket,
-    identity: PeerLinkIdentity,
+    identity: LinkIdentity,
     private readonly options: PeerLinkOptions,
   ) {
     super();

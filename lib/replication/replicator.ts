@@ -12,31 +12,24 @@
  *   Both sides do this, so each ends with the union, tombstones included.
  */
 import { EventEmitter } from 'node:events';
+import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
 import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
-import type { Mesh } from './mesh.js';
+import type { Mesh } from '../mesh/mesh.js';
+import type { SyncChannel } from './sync-channel.js';
 
-export interface ReplicatorOptions {
-  /** Longest a write waits for peer acknowledgements. */
-  replicationAckTimeoutMs: number;
-  /** Conversation TTL: summaries of expired conversations are ignored. */
-  conversationTtlMs: number;
+/** replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of expired conversations are ignored. */
+export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs'> & {
   /** How often expired conversations and old tombstones are swept. */
   sweepIntervalMs: number;
-}
+};
 
 interface ReplicatorEvents {
   /** Bytes for the members of a room on this instance. */
   deliver: [room: string, payload: Buffer];
 }
-
-type SyncFrame =
-  | { k: 'presence' }
-  | { k: 'sum'; entries: SummaryEntry[] }
-  | { k: 'want'; c: string; ids: string[] }
-  | { k: 'give'; writes: unknown[] };
 
 /** Summary entries per frame, and the most bytes of writes per `give` frame. */
 const SUMMARY_PAGE = 1000;
@@ -58,13 +51,18 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   constructor(
     readonly store: ConversationStore,
     private readonly mesh: Mesh,
+    private readonly sync: SyncChannel,
     private readonly options: ReplicatorOptions,
     private readonly log: Logger,
   ) {
     super();
     mesh.on('write', this.onPeerWrite);
-    mesh.on('sync', this.onSync);
     mesh.on('peer-up', this.onPeerUp);
+    sync.handle({
+      summary: (peerId, entries) => this.onSummary(peerId, entries),
+      want: (peerId, room, ids) => this.onWant(peerId, room, ids),
+      give: (_peerId, writes) => this.onGive(writes),
+    });
   }
 
   start(): void {
@@ -78,7 +76,6 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     this.mesh.off('write', this.onPeerWrite);
-    this.mesh.off('sync', this.onSync);
     this.mesh.off('peer-up', this.onPeerUp);
   }
 
@@ -128,34 +125,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   private readonly onPeerUp = (peerId: string): void => {
     const entries = this.store.summary();
     for (let i = 0; i < entries.length || i === 0; i += SUMMARY_PAGE) {
-      this.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE) });
+      this.sync.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE) });
     }
     this.counters.summariesSent++;
-  };
-
-  private readonly onSync = (peerId: string, payload: Buffer): void => {
-    let frame: SyncFrame;
-    try {
-      frame = JSON.parse(payload.toString()) as SyncFrame;
-    } catch {
-      this.log.warn('dropping a malformed catch-up frame', { peer: peerId });
-      return;
-    }
-    switch (frame?.k) {
-      case 'sum':
-        if (Array.isArray(frame.entries)) this.onSummary(peerId, frame.entries);
-        return;
-      case 'want':
-        if (typeof frame.c === 'string' && Array.isArray(frame.ids)) this.onWant(peerId, frame.c, frame.ids);
-        return;
-      case 'give':
-        if (Array.isArray(frame.writes)) this.onGive(frame.writes);
-        return;
-      case 'presence':
-        return; // presence snapshots: see cluster-presence.ts
-      default:
-        this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
-    }
   };
 
   private onSummary(peerId: string, entries: SummaryEntry[]): void {
@@ -165,7 +137,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
       if (this.store.digestOf(e.c) === e.d) continue;
       this.counters.wantsSent++;
-      this.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
+      this.sync.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
     }
   }
 
@@ -176,14 +148,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     for (const write of this.store.writesMissingFrom(room, theirs)) {
       const size = JSON.stringify(write).length;
       if (bytes + size > GIVE_BYTES && batch.length > 0) {
-        this.send(peerId, { k: 'give', writes: batch });
+        this.sync.send(peerId, { k: 'give', writes: batch });
         batch = [];
         bytes = 0;
       }
       batch.push(write);
       bytes += size;
     }
-    if (batch.length > 0) this.send(peerId, { k: 'give', writes: batch });
+    if (batch.length > 0) this.sync.send(peerId, { k: 'give', writes: batch });
   }
 
   private onGive(writes: unknown[]): void {
@@ -195,9 +167,5 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       // Members here missed it while the link was down: they get it now.
       if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));
     }
-  }
-
-  private send(peerId: string, frame: SyncFrame): void {
-    this.mesh.sendSync(peerId, Buffer.from(JSON.stringify(frame)));
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The peer handshake, both roles. See peer-protocol.ts for the frames.
+ * The peer handshake, both roles. See handshake-frames.ts for the frames.
  *
  * Completion is reported through a callback, synchronously from the frame that completes
  * it, so the caller attaches its own listeners before ws can emit the next frame (ws may
@@ -15,7 +15,7 @@ import {
   type HelloFrame,
   type ReadyFrame,
   type WelcomeFrame,
-} from './peer-protocol.js';
+} from './handshake-frames.js';
 
 export interface HandshakeContext {
   nodeId: string;

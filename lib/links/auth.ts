@@ -4,6 +4,7 @@
  * recorded handshake cannot be replayed because every nonce is new.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { unmapIPv4 } from './address.js';
 
 export function newNonce(): string {
   return randomBytes(18).toString('base64url');
@@ -26,6 +27,6 @@ export function proofMatches(expected: string, received: string): boolean {
 /** True for 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
-  const plain = address.startsWith('::ffff:') ? address.slice(7) : address;
+  const plain = unmapIPv4(address);
   return plain === '::1' || /^127\.\d+\.\d+\.\d+$/.test(plain);
 }

@@ -1,0 +1,163 @@
+/**
+ * One conversation of the store: its messages in (timestamp, id) order within a window of
+ * the newest `max`, deletes as tombstones that keep their place, and a set digest of every
+ * id it holds. Every operation gives the same result whatever order the writes come in.
+ */
+
+export interface StoredMessage {
+  id: string;
+  sender: string;
+  content: string;
+  /** Milliseconds since the epoch; the history is ordered by (timestamp, id). */
+  timestamp: number;
+}
+
+export type ApplyResult = 'applied' | 'duplicate' | 'ignored';
+
+/**
+ * A message, or the place of a deleted one. Deleted messages keep their place in the window
+ * of the newest `maxMessagesPerConversation`, so which messages are kept does not depend on
+ * whether a delete arrived before or after a newer message pushed an old one out.
+ */
+export interface Entry extends StoredMessage {
+  deleted: boolean;
+  /** Local arrival order on this instance (a per-store counter), for resume. */
+  seq: number;
+  /** Local wall time of arrival, ms. */
+  arrivedAt: number;
+  /** Arrived here late: through catch-up, or long after it was written (see resume.ts). */
+  late: boolean;
+}
+
+export interface Conversation {
+  id: string;
+  createdId: string;
+  lastActivity: number;
+  /** Sorted by (timestamp, id), deleted placeholders included. */
+  messages: Entry[];
+  byId: Map<string, Entry>;
+  /** Entries not deleted. */
+  visible: number;
+  /** message id → the deleted message's timestamp (its place in the order) and the delete's wall time. */
+  tombstones: Map<string, { ts: number; at: number }>;
+  /** Tombstones whose message has not arrived here (yet). */
+  orphanTombstones: number;
+  /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
+  digestHi: number;
+  digestLo: number;
+}
+
+/** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
+export function newConversation(id: string, createdId: string, wall: number): Conversation {
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0 };
+}
+
+/** Adds a message (or the place of a deleted one) to a conversation holding at most `max`. */
+export function addMessage(conv: Conversation, message: Entry, max: number): ApplyResult {
+  if (conv.byId.has(message.id)) return 'duplicate';
+  if (conv.messages.length >= max && compare(message, conv.messages[0]) < 0) return 'ignored';
+  if (conv.tombstones.has(message.id)) {
+    // Deleted before it arrived: it takes its place, as deleted.
+    message.deleted = true;
+    message.content = '';
+    conv.orphanTombstones--;
+  }
+  conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
+  conv.byId.set(message.id, message);
+  if (!message.deleted) conv.visible++;
+  toggle(conv, message.id);
+  if (conv.messages.length >= max) trim(conv, max);
+  return 'applied';
+}
+
+/** Drops the oldest entries over the bound, with their tombstones and any older ones. */
+function trim(conv: Conversation, max: number): void {
+  while (conv.messages.length > max) {
+    const dropped = conv.messages.shift()!;
+    conv.byId.delete(dropped.id);
+    toggle(conv, dropped.id);
+    if (dropped.deleted) dropTombstone(conv, dropped.id);
+    else conv.visible--;
+  }
+  if (conv.orphanTombstones === 0) return;
+  // Deletes of messages never seen here that sort before the window are moot too.
+  const oldest = conv.messages[0];
+  for (const [id, t] of conv.tombstones) {
+    if (!conv.byId.has(id) && compare({ timestamp: t.ts, id }, oldest) < 0) {
+      dropTombstone(conv, id);
+      conv.orphanTombstones--;
+    }
+  }
+}
+
+/** Records a delete (a tombstone) in a conversation holding at most `max` messages. */
+export function addTombstone(conv: Conversation, messageId: string, messageTs: number, wall: number, max: number): ApplyResult {
+  if (conv.tombstones.has(messageId)) return 'duplicate';
+  // A delete of a message older than everything a full conversation keeps changes nothing.
+  const full = conv.messages.length >= max;
+  if (full && !conv.byId.has(messageId) && compare({ timestamp: messageTs, id: messageId }, conv.messages[0]) < 0) return 'ignored';
+  conv.tombstones.set(messageId, { ts: messageTs, at: wall });
+  toggle(conv, 't:' + messageId);
+  const entry = conv.byId.get(messageId);
+  if (!entry) {
+    conv.orphanTombstones++;
+  } else if (!entry.deleted) {
+    conv.visible--;
+    entry.deleted = true;
+    entry.content = '';
+  }
+  return 'applied';
+}
+
+function dropTombstone(conv: Conversation, id: string): void {
+  if (conv.tombstones.delete(id)) toggle(conv, 't:' + id);
+}
+
+export function publicMessage(e: Entry): StoredMessage {
+  return { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
+}
+
+export function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp - b.timestamp;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** Where a message goes in a sorted history; new messages usually go last, so search from the end. */
+function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
+  if (list.length === 0 || compare(list[list.length - 1], message) < 0) return list.length;
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(list[mid], message) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Adds or removes (XOR) an id's hash in the conversation's set digest. The hash is two
+ * independent 32-bit FNV-1a-style lanes with a final mix: not cryptographic (peers are
+ * trusted), only there to tell two sets apart, and cheap enough to run on every message.
+ */
+export function toggle(conv: Conversation, text: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+  }
+  a ^= a >>> 16;
+  a = Math.imul(a, 0x85ebca6b);
+  a ^= a >>> 13;
+  b ^= b >>> 15;
+  b = Math.imul(b, 0xc2b2ae35);
+  b ^= b >>> 16;
+  conv.digestHi = (conv.digestHi ^ a) >>> 0;
+  conv.digestLo = (conv.digestLo ^ b) >>> 0;
+}
+
+export function digestText(conv: Conversation): string {
+  return conv.digestHi.toString(16).padStart(8, '0') + conv.digestLo.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,51 @@
+/**
+ * What a client that resumes with `since` may have missed: the answer to a `join` with
+ * `since`, on whichever instance the client comes back to.
+ *
+ * Sorting after `since` is not enough: a message can sort before it and still reach the
+ * client's old instance after the client left (a concurrent write from another instance a
+ * few ms away, a backdated post, the other side of a healed partition). So the answer also
+ * holds every message sorting before `since` that arrived here after it, or from another
+ * origin within RESUME_WINDOW_MS before it (the client dedupes those by id). When `since`
+ * is unknown, or itself arrived here late (by catch-up, or more than RESUME_WINDOW_MS after
+ * it was written), this instance cannot tell what the client missed: `complete: false`,
+ * and the client is told `gap`.
+ */
+import { publicMessage, type Conversation, type StoredMessage } from './conversation.js';
+
+/**
+ * How far apart two instances may receive the same live message (flooding, a slow link up
+ * to the peer timeout): a message arriving later than this after it was written is late,
+ * and a resume replays messages from other origins that arrived this close before `since`.
+ */
+export const RESUME_WINDOW_MS = 5000;
+
+export type ResumeAnswer = { complete: true; messages: StoredMessage[] } | { complete: false };
+
+export function resumeAfter(conv: Conversation | null, sinceId: string): ResumeAnswer {
+  const since = conv?.byId.get(sinceId);
+  if (!conv || !since || since.late) return { complete: false };
+  const origin = originOf(since.id);
+  const windowStart = since.arrivedAt - RESUME_WINDOW_MS;
+  const out: StoredMessage[] = [];
+  let after = false;
+  for (const m of conv.messages) {
+    if (m === since) {
+      after = true;
+      continue;
+    }
+    if (m.deleted) continue;
+    if (after || m.seq > since.seq || (m.arrivedAt >= windowStart && originOf(m.id) !== origin)) out.push(publicMessage(m));
+  }
+  return { complete: true, messages: out };
+}
+
+/** True for a message that reached this instance late (see RESUME_WINDOW_MS). */
+export function isLate(path: 'live' | 'catch-up', arrivedAt: number, writtenAt: number): boolean {
+  return path === 'catch-up' || arrivedAt - writtenAt > RESUME_WINDOW_MS;
+}
+
+/** The node that wrote an id (the part after the clock, see timestampId). */
+function originOf(id: string): string {
+  return id.slice(id.indexOf('-') + 1);
+}

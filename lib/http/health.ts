@@ -1,0 +1,53 @@
+/**
+ * GET /health: this node, its load, its store and the state of every peer. Answers 503 while
+ * the node shuts down, so load balancers stop sending it traffic.
+ */
+import type { Mesh, PeerStatus } from '../mesh/mesh.js';
+
+export interface HealthReport {
+  status: 'ok' | 'shutting_down';
+  node: { id: string; port: number; version: string };
+  /** Seconds since start. */
+  uptime: number;
+  connections: number;
+  rooms: number;
+  /** The replicated store on this instance. */
+  store: { conversations: number; messages: number; tombstones: number };
+  /** This process's memory, bytes. */
+  memory: { rssBytes: number; heapUsedBytes: number };
+  /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
+  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
+  peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
+}
+
+export interface NodeInfo {
+  id: string;
+  port: number;
+  version: string;
+  startedAt: number;
+}
+
+/** What the report is made of, read when /health is asked. */
+export interface HealthSources {
+  node: NodeInfo;
+  closing: boolean;
+  gateway: { readonly connectionCount: number; readonly roomCount: number };
+  store: { stats(): HealthReport['store'] };
+  mesh: Pick<Mesh, 'counters' | 'status'>;
+}
+
+export function healthCheck(s: HealthSources): { statusCode: number; body: HealthReport } {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  const body: HealthReport = {
+    status: s.closing ? 'shutting_down' : 'ok',
+    node: { id: s.node.id, port: s.node.port, version: s.node.version },
+    uptime: Math.round((Date.now() - s.node.startedAt) / 100) / 10,
+    connections: s.gateway.connectionCount,
+    rooms: s.gateway.roomCount,
+    store: s.store.stats(),
+    mesh: { ...s.mesh.counters },
+    memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+    peers: s.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
+  };
+  return { statusCode: s.closing ? 503 : 200, body };
+}

@@ -1,0 +1,174 @@
+/**
+ * The router: floods events born here to every linked peer, and forwards peers' events.
+ *
+ * A room event or store write published here is sent to every linked peer. A peer that
+ * receives it hands it up once (seen-cache) and forwards it to its other links while hops
+ * remain, never back on the link it came from, and not to peers the origin said it is
+ * linked to (the origin sent it to those itself). In a full mesh one hop reaches everyone;
+ * in a partial mesh (a line A–B–C) the hop limit decides how far an event travels. Writes
+ * whose origin waits are acknowledged by the peers that got them straight from the origin.
+ */
+import type { EventEmitter } from 'node:events';
+import { MAX_HOP_LIMIT, type ChatmeshOptions } from '../config.js';
+import type { Link } from '../links/link.js';
+import { encodeEnvelopeHeader, type EnvelopeHeader, type FloodHeader, type PresenceMeta } from './envelope.js';
+import { SeenCache } from './seen-cache.js';
+
+export type RouterOptions = Pick<ChatmeshOptions, 'hopLimit' | 'seenTtlMs' | 'seenMax'> & { nodeId: string };
+
+/** The peers the router sends to: one active link per linked node, and their advertisements. */
+export interface RouteTable {
+  readonly size: number;
+  links(): IterableIterator<Link>;
+  linkTo(id: string): Link | undefined;
+  /** The nodes a peer said it is linked to (undefined: it has not said). */
+  linkedTo(id: string): ReadonlySet<string> | undefined;
+}
+
+export interface RouterEvents {
+  /** A room event to deliver to local members, once per event id (with presence metadata, if any). */
+  room: [room: string, payload: Buffer, origin: string, presence: PresenceMeta | undefined];
+  /** A store write from a peer, once per write id; acknowledged after the handlers ran. */
+  write: [room: string, payload: Buffer];
+  /** A catch-up frame from one peer (link-local, never forwarded). */
+  sync: [peerId: string, payload: Buffer];
+}
+
+export interface WriteAcks {
+  acked: number;
+  expected: number;
+}
+
+export class Router {
+  /** Counters for /health: room events and writes received, duplicates dropped, forwarded. */
+  readonly counters = { received: 0, duplicates: 0, forwarded: 0, skippedForwards: 0 };
+  private readonly seen: SeenCache;
+  /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
+  private readonly pendingAcks = new Map<string, { waiting: Set<Link>; done: () => void }>();
+
+  constructor(
+    private readonly options: RouterOptions,
+    private readonly table: RouteTable,
+    private readonly events: Pick<EventEmitter<RouterEvents>, 'emit'>,
+  ) {
+    this.seen = new SeenCache(options.seenTtlMs, options.seenMax);
+  }
+
+  /**
+   * Sends a room event, born on this node, to every peer. `payload` is the frame exactly as
+   * clients receive it; it is not parsed again anywhere in the mesh.
+   */
+  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
+    this.flood('room', room, id, payload, false, presence);
+  }
+
+  /**
+   * Sends a store write, born on this node, to every peer. With `ackTimeoutMs`, resolves
+   * once every peer linked now has acknowledged it, or after that time, with how many did;
+   * without, peers send no acknowledgement and it resolves at once. Never rejects.
+   */
+  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<WriteAcks> {
+    const links = this.flood('w', room, id, payload, ackTimeoutMs !== null);
+    const expected = links.length;
+    if (expected === 0 || ackTimeoutMs === null) return Promise.resolve({ acked: 0, expected: 0 });
+    return new Promise((resolve) => {
+      const waiting = new Set(links);
+      const done = () => {
+        clearTimeout(timer);
+        this.pendingAcks.delete(id);
+        resolve({ acked: expected - waiting.size, expected });
+      };
+      const timer = setTimeout(done, ackTimeoutMs);
+      this.pendingAcks.set(id, { waiting, done });
+    });
+  }
+
+  /** Sends a catch-up frame to one peer. */
+  sendSync(peerId: string, payload: Buffer): boolean {
+    const link = this.table.linkTo(peerId);
+    if (!link) return false;
+    link.send(Buffer.concat([encodeEnvelopeHeader({ t: 'sync' }), payload]));
+    return true;
+  }
+
+  /** An envelope from a peer (anything but a links advertisement). */
+  onEnvelope(from: Link, header: EnvelopeHeader, payload: Buffer): void {
+    switch (header.t) {
+      case 'ack': {
+        const pending = this.pendingAcks.get(header.id);
+        if (pending && pending.waiting.delete(from) && pending.waiting.size === 0) pending.done();
+        return;
+      }
+      case 'sync':
+        this.events.emit('sync', from.id, payload);
+        return;
+      case 'room':
+      case 'w':
+        this.onFlood(from, header, payload);
+    }
+  }
+
+  /** A link closed: a peer that is gone will not acknowledge, so stop waiting for it (catch-up repairs it later). */
+  linkClosed(link: Link): void {
+    for (const pending of [...this.pendingAcks.values()]) {
+      if (pending.waiting.delete(link) && pending.waiting.size === 0) pending.done();
+    }
+  }
+
+  /** Resolves every write still waiting for acknowledgements. */
+  close(): void {
+    for (const pending of [...this.pendingAcks.values()]) pending.done();
+  }
+
+  /** Sends an event born here on every link; returns the links it went on only when acks are awaited. */
+  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false, presence?: PresenceMeta): Link[] {
+    this.seen.add(id);
+    if (this.table.size === 0) return [];
+    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}) };
+    const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
+    for (const link of this.table.links()) link.send(frame);
+    return ack ? [...this.table.links()] : [];
+  }
+
+  private onFlood(from: Link, header: FloodHeader, payload: Buffer): void {
+    const fromOrigin = from.id === header.o && header.a === 1;
+    if (header.o === this.options.nodeId) return;
+    this.counters.received++;
+    if (!this.seen.add(header.id)) {
+      this.counters.duplicates++;
+      // Already applied (it came another way first), but the origin still waits for our ack.
+      if (header.t === 'w' && fromOrigin) this.sendAck(from, header.id);
+      return;
+    }
+    if (header.t === 'w') {
+      this.events.emit('write', header.r, payload);
+      if (fromOrigin) this.sendAck(from, header.id);
+    } else {
+      this.events.emit('room', header.r, payload, header.o, header.p);
+    }
+    const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
+    if (hopsLeft <= 0 || this.table.size < 2) return;
+    // The origin sent the event itself to every peer it is linked to: forwarding to those
+    // would only make duplicates. (A peer we know nothing of, we forward to.)
+    const originLinks = this.table.linkedTo(header.o);
+    let frame: Buffer | null = null;
+    for (const link of this.table.links()) {
+      if (link === from || link.id === header.o) continue;
+      if (originLinks?.has(link.id)) {
+        this.counters.skippedForwards++;
+        continue;
+      }
+      if (!frame) {
+        const { a: _ack, ...forwarded } = header; // acknowledgements go to the origin only
+        frame = Buffer.concat([encodeEnvelopeHeader({ ...forwarded, h: hopsLeft }), payload]);
+      }
+      this.counters.forwarded++;
+      link.send(frame);
+    }
+  }
+
+  private sendAck(link: Link, id: string): void {
+    const header: EnvelopeHeader = { t: 'ack', id };
+    link.send(encodeEnvelopeHeader(header));
+  }
+}

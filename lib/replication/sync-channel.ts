@@ -1,0 +1,61 @@
+/**
+ * The sync channel: the one reader of the mesh's `sync` frames. Each frame is decoded once
+ * (sync-codec.ts) and handed to the one service that owns its kind: the store's catch-up
+ * (Replicator) or presence snapshots (ClusterPresence).
+ */
+import type { Logger } from '../log.js';
+import type { Mesh } from '../mesh/mesh.js';
+import type { SummaryEntry } from '../core/conversation-store.js';
+import { decodeSyncFrame, encodeSyncFrame, type SyncFrame } from './sync-codec.js';
+
+export interface SyncHandlers {
+  summary(peerId: string, entries: SummaryEntry[]): void;
+  want(peerId: string, room: string, ids: unknown[]): void;
+  give(peerId: string, writes: unknown[]): void;
+  presence(peerId: string, tables: unknown[]): void;
+}
+
+export class SyncChannel {
+  private readonly handlers: Partial<SyncHandlers> = {};
+
+  constructor(
+    private readonly mesh: Mesh,
+    private readonly log: Logger,
+  ) {
+    mesh.on('sync', this.onSync);
+  }
+
+  /** Registers the handlers of the kinds a service owns. */
+  handle(handlers: Partial<SyncHandlers>): void {
+    Object.assign(this.handlers, handlers);
+  }
+
+  /** Sends a frame to one peer; false if it is not linked. */
+  send(peerId: string, frame: SyncFrame): boolean {
+    return this.mesh.sendSync(peerId, encodeSyncFrame(frame));
+  }
+
+  close(): void {
+    this.mesh.off('sync', this.onSync);
+  }
+
+  private readonly onSync = (peerId: string, payload: Buffer): void => {
+    const decoded = decodeSyncFrame(payload);
+    if (!decoded.ok) {
+      if (decoded.problem === 'malformed') this.log.warn('dropping a malformed catch-up frame', { peer: peerId });
+      else if (decoded.problem === 'unknown') this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
+      return;
+    }
+    const frame = decoded.frame;
+    switch (frame.k) {
+      case 'sum':
+        return this.handlers.summary?.(peerId, frame.entries);
+      case 'want':
+        return this.handlers.want?.(peerId, frame.c, frame.ids);
+      case 'give':
+        return this.handlers.give?.(peerId, frame.writes);
+      case 'presence':
+        return this.handlers.presence?.(peerId, frame.tables);
+    }
+  };
+}

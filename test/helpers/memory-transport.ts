@@ -1,0 +1,137 @@
+/**
+ * An in-memory Transport for unit tests of the mesh (no sockets), in the spirit of
+ * hashicorp/memberlist's MockTransport: nodes on one MemoryNetwork reach each other by
+ * address (ws://127.0.0.1:<port>), a dial completes on the next turn (the acceptor first, as
+ * with the real handshake), and frames arrive in order, one turn after they are sent.
+ */
+import { EventEmitter } from 'node:events';
+import { CloseCode } from '../../lib/errors.js';
+import { HandshakeError } from '../../lib/links/handshake.js';
+import type { DialHandle, InboundHandler, Link, LinkDone, LinkEvents, LinkIdentity, Transport } from '../../lib/links/link.js';
+
+export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
+  readonly id: string;
+  readonly incarnation: string;
+  readonly address: string;
+  readonly dialerId: string;
+  readonly direction: 'in' | 'out';
+  lastSeen = Date.now();
+  rttMs: number | null = null;
+  /** Frames sent on this end, in order (for assertions). */
+  readonly sent: Buffer[] = [];
+  /** While true, frames arriving at this end are dropped (a peer that stopped reading). */
+  deaf = false;
+  closed = false;
+  private other!: MemoryLink;
+
+  constructor(identity: LinkIdentity) {
+    super();
+    this.id = identity.id;
+    this.incarnation = identity.incarnation;
+    this.address = identity.address;
+    this.dialerId = identity.dialerId;
+    this.direction = identity.direction;
+  }
+
+  /** Two ends of one link: `a` is held by node `b.id`... see MemoryTransport.connect. */
+  static pair(a: LinkIdentity, b: LinkIdentity): [MemoryLink, MemoryLink] {
+    const x = new MemoryLink(a);
+    const y = new MemoryLink(b);
+    x.other = y;
+    y.other = x;
+    return [x, y];
+  }
+
+  send(frame: Buffer): void {
+    if (this.closed) return;
+    this.sent.push(frame);
+    setImmediate(() => this.other.receive(frame));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.finish(code, reason);
+    setImmediate(() => this.other.finish(code, reason));
+  }
+
+  /** The link drops without a close handshake (the peer vanished): both ends see 1006. */
+  cut(): void {
+    this.finish(1006, '');
+    this.other.finish(1006, '');
+  }
+
+  private receive(frame: Buffer): void {
+    if (this.closed || this.deaf) return;
+    this.lastSeen = Date.now();
+    this.emit('frame', frame);
+  }
+
+  private finish(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('close', code, reason);
+  }
+}
+
+export class MemoryNetwork {
+  readonly nodes = new Map<string, MemoryTransport>();
+
+  /** A node's transport at ws://127.0.0.1:<port>. */
+  transport(id: string, port: number, incarnation = `${id}-1`): MemoryTransport {
+    const transport = new MemoryTransport(this, id, incarnation, `ws://127.0.0.1:${port}`);
+    this.nodes.set(transport.address, transport);
+    return transport;
+  }
+}
+
+export class MemoryTransport implements Transport {
+  /** This node's ends of every link it made or took. */
+  readonly links: MemoryLink[] = [];
+  private handler: InboundHandler = () => {};
+  private closed = false;
+
+  constructor(
+    private readonly network: MemoryNetwork,
+    readonly id: string,
+    readonly incarnation: string,
+    readonly address: string,
+  ) {}
+
+  connect(address: string, done: LinkDone): DialHandle {
+    let cancelled = false;
+    setImmediate(() => {
+      if (this.closed) return;
+      const target = this.network.nodes.get(address);
+      if (cancelled || !target || target.closed) return done(new HandshakeError(CloseCode.HandshakeFailed, 'connect ECONNREFUSED', false));
+      if (target.id === this.id) return done(new HandshakeError(CloseCode.Self, 'this address is this node itself', false, { id: target.id }));
+      const [out, inbound] = MemoryLink.pair(
+        { id: target.id, incarnation: target.incarnation, address, direction: 'out', dialerId: this.id },
+        { id: this.id, incarnation: this.incarnation, address: this.address, direction: 'in', dialerId: this.id },
+      );
+      this.links.push(out);
+      target.links.push(inbound);
+      target.handler(null, inbound, '127.0.0.1');
+      done(null, out);
+    });
+    return { cancel: () => void (cancelled = true) };
+  }
+
+  onInbound(handler: InboundHandler): void {
+    this.handler = handler;
+  }
+
+  /** This node's open ends of links to `peerId`. */
+  linksTo(peerId: string): MemoryLink[] {
+    return this.links.filter((l) => l.id === peerId && !l.closed);
+  }
+
+  /** The node vanishes: its links drop, and nobody can dial it any more. */
+  vanish(): void {
+    this.closed = true;
+    for (const link of this.links) link.cut();
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
