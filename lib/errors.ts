@@ -14,6 +14,10 @@ export const ClientErrorCode = {
   TooManyRooms: 'too_many_rooms',
   BinaryNotSupported: 'binary_not_supported',
   RateLimited: 'rate_limited',
+  /** The store is at MAX_CONVERSATIONS (all with messages) or MAX_STORE_BYTES: nothing was stored. */
+  StoreFull: 'store_full',
+  /** The write was not stored for another reason (named in the message). */
+  NotStored: 'not_stored',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -56,5 +60,9 @@ export const ApiErrorCode = {
   UnsupportedMediaType: 'unsupported_media_type',
   PayloadTooLarge: 'payload_too_large',
   OutsideHistory: 'outside_history',
+  /** Too many new conversations from this address: retry after Retry-After seconds. */
+  RateLimited: 'rate_limited',
+  /** 507: the store is full; nothing was stored. */
+  StoreFull: 'store_full',
   Internal: 'internal',
 } as const;

@@ -60,6 +60,8 @@ export class ClientConnection {
   send(payload: Buffer): void {
     if (this.socket.readyState !== this.socket.OPEN || this.overBuffer()) return;
     this.socket.send(payload, TEXT);
+    // A big reply (a resume, a member list) is checked at once, not at the next write.
+    if (payload.length > this.limits.maxBufferBytes) this.overBuffer();
   }
 
   /**
