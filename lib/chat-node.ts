@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
+import { CreationLimiter } from './core/creation-limiter.js';
 import { ConversationStore } from './core/conversation-store.js';
 import { ConversationsApi } from './http/conversations-api.js';
 import { createHttpServer } from './http/http-server.js';
@@ -136,9 +137,11 @@ export class ChatNode {
       { ...o, sweepIntervalMs: Math.min(30_000, Math.max(50, Math.floor(o.conversationTtlMs / 10))) },
       this.log,
     );
-    this._api = new ConversationsApi(o, store, this._replicator);
+    // One budget of new conversations per client address, shared by REST and WebSocket joins.
+    const creations = new CreationLimiter(o.newConversationsPerMin);
+    this._api = new ConversationsApi(o, store, this._replicator, creations);
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, this.log);
-    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, this.log);
+    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();

@@ -3,6 +3,7 @@
  * config-env.ts). Options are merged and checked once, here; the rest of the code only reads them.
  */
 import { isIP } from 'node:net';
+import { getHeapStatistics } from 'node:v8';
 
 export type DiscoveryMode = 'mdns' | 'static' | 'dns' | 'off';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -82,8 +83,18 @@ export interface ChatmeshOptions {
   conversationTtlMs: number;
   /** Messages kept per conversation, oldest dropped first. `MAX_MESSAGES_PER_CONVERSATION`. @default 1000 */
   maxMessagesPerConversation: number;
-  /** Conversations kept, least recently active evicted first. `MAX_CONVERSATIONS`. @default 10000 */
+  /** Conversations kept; only empty ones are evicted to make room, else new ones get store_full. `MAX_CONVERSATIONS`. @default 10000 */
   maxConversations: number;
+  /** Estimated memory the store may hold; over it, new messages and conversations get store_full. `MAX_STORE_BYTES`. @default a quarter of the V8 heap limit */
+  maxStoreBytes: number;
+  /** New conversations (REST creates, joins of a room that does not exist) per client address per minute, in bursts up to as many. `NEW_CONVERSATIONS_PER_MIN`. @default 300 */
+  newConversationsPerMin: number;
+  /** New conversations one WebSocket connection may create in its life. `MAX_NEW_CONVERSATIONS_PER_CONNECTION`. @default 1000 */
+  maxNewConversationsPerConnection: number;
+  /** Largest `joined` reply; a longer resume is paged (`"more": true`). `MAX_REPLY_BYTES`. @default 512 KiB */
+  maxReplyBytes: number;
+  /** Unsent bytes for all clients together; over it, the clients holding the most are cut (1013). `MAX_UNSENT_BYTES`. @default an eighth of the V8 heap limit */
+  maxUnsentBytes: number;
   /** Longest a REST write waits for peers to acknowledge it. `REPLICATION_ACK_TIMEOUT_MS`. @default 1000 */
   replicationAckTimeoutMs: number;
   /** Largest REST request body. `MAX_BODY_BYTES`. @default 65536 */
@@ -151,6 +162,11 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   conversationTtlMs: 24 * 60 * 60 * 1000,
   maxMessagesPerConversation: 1000,
   maxConversations: 10_000,
+  maxStoreBytes: Math.floor(getHeapStatistics().heap_size_limit / 4),
+  newConversationsPerMin: 300,
+  maxNewConversationsPerConnection: 1000,
+  maxReplyBytes: 512 * 1024,
+  maxUnsentBytes: Math.floor(getHeapStatistics().heap_size_limit / 8),
   replicationAckTimeoutMs: 1000,
   maxBodyBytes: 64 * 1024,
   historyOnJoin: 50,
@@ -183,7 +199,8 @@ const POSITIVE_INTEGERS = [
   'pingIntervalMs', 'peerHeartbeatMs', 'peerTimeoutMs', 'peerHandshakeTimeoutMs', 'redialBaseMs', 'redialMaxMs',
   'rejectedRetryMs', 'maxPeerBufferBytes', 'seenTtlMs', 'seenMax', 'mdnsQueryIntervalMs', 'peersDnsIntervalMs', 'shutdownTimeoutMs',
   'httpHeadersTimeoutMs', 'httpRequestTimeoutMs', 'httpKeepAliveTimeoutMs', 'httpMaxHeaderBytes',
-  'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations',
+  'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations', 'maxStoreBytes', 'newConversationsPerMin', 'maxNewConversationsPerConnection',
+  'maxReplyBytes', 'maxUnsentBytes',
   'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'clientWriteDeadlineMs', 'maxClientBufferHardBytes', 'rateLimitPerSec', 'rateLimitBurst',
   'rateLimitStrikes', 'maxConnections',
 ] as const;

@@ -7,12 +7,18 @@
  * conversations, TTL) are decided from the data alone, so nodes holding the same writes
  * hold the same state. That is what lets the mesh replicate it without a leader.
  *
+ * Bounded twice, and never by throwing away what someone wrote to make room: at
+ * `maxConversations`, a new conversation may only take the place of an empty one (no
+ * message, no delete; the least recently active goes); at `maxStoreBytes` (an estimate of
+ * what the store holds in memory), new messages and conversations are refused with
+ * `store_full`, while deletes, which free memory, are always taken.
+ *
  * Knows nothing of sockets or the mesh.
  */
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
-import { addMessage, addTombstone, compare, digestText, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
+import { addMessage, addTombstone, compare, digestText, entryBytes, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
 export type { ApplyResult, StoredMessage } from './conversation.js';
@@ -26,8 +32,10 @@ export interface StoreOptions {
   conversationTtlMs: number;
   /** Messages kept per conversation; the oldest (by timestamp, id) go first. */
   maxMessagesPerConversation: number;
-  /** Conversations kept; the least recently active go first. */
+  /** Conversations kept; only empty ones are evicted to make room (see above). */
   maxConversations: number;
+  /** Estimated bytes the store may hold; over it, new messages and conversations are refused. */
+  maxStoreBytes: number;
 }
 
 /** One line of a catch-up summary: enough to tell whether two nodes hold the same conversation. */
@@ -43,6 +51,8 @@ export class ConversationStore {
   private readonly conversations = new Map<string, Conversation>();
   /** Arrival counter for messages (see Entry.seq). */
   private arrivals = 0;
+  /** Sum of every conversation's estimated bytes. */
+  private bytes = 0;
 
   constructor(
     private readonly options: StoreOptions,
@@ -119,13 +129,18 @@ export class ConversationStore {
       // A write older than the TTL for a conversation we do not hold: it expired (or would
       // at once). Never bring it back.
       if (this.now() - ts.wall > this.options.conversationTtlMs) return 'ignored';
-      // At the bound, a conversation less recently active than every one we keep would be
-      // the next to go: keep the set we have (the same on every node holding these writes).
-      if (this.conversations.size >= this.options.maxConversations && !this.makeRoomFor(ts.wall, write.room)) return 'ignored';
-      conv = newConversation(write.room, id, ts.wall);
+      const fresh = newConversation(write.room, id, ts.wall);
+      if (this.bytes + fresh.bytes > this.options.maxStoreBytes) return 'store_full';
+      if (this.conversations.size >= this.options.maxConversations) {
+        const room = this.makeRoomFor(ts.wall, write.room, write.type !== 'created');
+        if (room !== 'made') return room;
+      }
+      conv = fresh;
       this.conversations.set(write.room, conv);
+      this.bytes += conv.bytes;
       if (write.type === 'created') return 'applied';
     }
+    const before = conv.bytes;
     let result: ApplyResult;
     switch (write.type) {
       case 'created':
@@ -137,6 +152,11 @@ export class ConversationStore {
         }
         break;
       case 'message': {
+        // A message whose delete is here already takes no text: always room for its place.
+        if (!conv.byId.has(write.id) && !conv.tombstones.has(write.id) && this.bytes + entryBytes({ id: write.id, sender: write.user, content: write.text }) > this.options.maxStoreBytes) {
+          result = 'store_full';
+          break;
+        }
         const arrivedAt = this.now();
         const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall) };
         result = addMessage(conv, entry, this.options.maxMessagesPerConversation);
@@ -149,7 +169,8 @@ export class ConversationStore {
     // Activity (the TTL and eviction clock) is the latest clock time of every write received
     // for the conversation, whatever it changed: a maximum over a set, so every node holding
     // the same writes agrees, whatever order they came in.
-    if (ts.wall > conv.lastActivity) conv.lastActivity = ts.wall;
+    if (ts.wall > conv.lastActivity && result !== 'store_full') conv.lastActivity = ts.wall;
+    this.bytes += conv.bytes - before;
     return result;
   }
 
@@ -158,7 +179,7 @@ export class ConversationStore {
     const removed: string[] = [];
     for (const conv of this.conversations.values()) {
       if (this.isExpired(conv)) {
-        this.conversations.delete(conv.id);
+        this.remove(conv);
         removed.push(conv.id);
       }
     }
@@ -213,6 +234,11 @@ export class ConversationStore {
     return { conversations: this.conversations.size, messages, tombstones };
   }
 
+  /** Estimated memory held, and the budget (MAX_STORE_BYTES). */
+  usage(): { bytes: number; maxBytes: number } {
+    return { bytes: this.bytes, maxBytes: this.options.maxStoreBytes };
+  }
+
   private live(room: string): Conversation | null {
     const conv = this.conversations.get(room);
     return conv && !this.isExpired(conv) ? conv : null;
@@ -224,17 +250,26 @@ export class ConversationStore {
 
   /**
    * Frees a place for a new conversation active at `wall` by evicting the least recently
-   * active one, unless the new one is less recent still (then it is not kept).
+   * active empty one (no message, no delete): what someone wrote is never thrown away to
+   * make room. With no empty one, the store is full. A conversation that arrives with
+   * content (a message, a delete) always takes the victim's place; an empty one only if it
+   * is more recently active (else `ignored`): so nodes holding the same writes keep the same
+   * set, all conversations with content and the most recent empty ones, whatever the order.
    */
-  private makeRoomFor(wall: number, room: string): boolean {
+  private makeRoomFor(wall: number, room: string, withContent: boolean): 'made' | 'ignored' | 'store_full' {
     let victim: Conversation | null = null;
     for (const conv of this.conversations.values()) {
+      if (conv.messages.length > 0 || conv.tombstones.size > 0) continue;
       if (!victim || conv.lastActivity < victim.lastActivity || (conv.lastActivity === victim.lastActivity && conv.id < victim.id)) victim = conv;
     }
-    if (!victim) return true;
-    if (wall < victim.lastActivity || (wall === victim.lastActivity && room < victim.id)) return false;
-    this.conversations.delete(victim.id);
-    return true;
+    if (!victim) return 'store_full';
+    if (!withContent && (wall < victim.lastActivity || (wall === victim.lastActivity && room < victim.id))) return 'ignored';
+    this.remove(victim);
+    return 'made';
+  }
+
+  private remove(conv: Conversation): void {
+    if (this.conversations.delete(conv.id)) this.bytes -= conv.bytes;
   }
 }
 

@@ -12,7 +12,12 @@ export interface StoredMessage {
   timestamp: number;
 }
 
-export type ApplyResult = 'applied' | 'duplicate' | 'ignored';
+/**
+ * What a write did: `applied`; `duplicate` (already held); `ignored` (moot: expired, or
+ * older than everything a full conversation keeps); `store_full` (not stored: no room, see
+ * ConversationStore). Only `applied` and `duplicate` mean the write is held here.
+ */
+export type ApplyResult = 'applied' | 'duplicate' | 'ignored' | 'store_full';
 
 /**
  * A message, or the place of a deleted one. Deleted messages keep their place in the window
@@ -45,11 +50,27 @@ export interface Conversation {
   /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
   digestHi: number;
   digestLo: number;
+  /** What this conversation costs in memory, estimated (see the *_BYTES constants). */
+  bytes: number;
+}
+
+/**
+ * Estimated memory per conversation, per message (plus 2 bytes per character of its id,
+ * sender and text: V8 keeps non-Latin-1 strings in UTF-16) and per tombstone: the fixed
+ * parts are objects, map entries and array slots, measured roughly with heap snapshots.
+ */
+export const CONVERSATION_BYTES = 400;
+const ENTRY_BYTES = 160;
+const TOMBSTONE_BYTES = 96;
+
+/** The estimated cost of holding a message (or a deleted message's place). */
+export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'>): number {
+  return ENTRY_BYTES + 2 * (m.id.length + m.sender.length + m.content.length);
 }
 
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
-  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0 };
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
 }
 
 /** Adds a message (or the place of a deleted one) to a conversation holding at most `max`. */
@@ -64,6 +85,7 @@ export function addMessage(conv: Conversation, message: Entry, max: number): App
   }
   conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
   conv.byId.set(message.id, message);
+  conv.bytes += entryBytes(message);
   if (!message.deleted) conv.visible++;
   toggle(conv, message.id);
   if (conv.messages.length >= max) trim(conv, max);
@@ -75,6 +97,7 @@ function trim(conv: Conversation, max: number): void {
   while (conv.messages.length > max) {
     const dropped = conv.messages.shift()!;
     conv.byId.delete(dropped.id);
+    conv.bytes -= entryBytes(dropped);
     toggle(conv, dropped.id);
     if (dropped.deleted) dropTombstone(conv, dropped.id);
     else conv.visible--;
@@ -97,6 +120,7 @@ export function addTombstone(conv: Conversation, messageId: string, messageTs: n
   const full = conv.messages.length >= max;
   if (full && !conv.byId.has(messageId) && compare({ timestamp: messageTs, id: messageId }, conv.messages[0]) < 0) return 'ignored';
   conv.tombstones.set(messageId, { ts: messageTs, at: wall });
+  conv.bytes += TOMBSTONE_BYTES + 2 * messageId.length;
   toggle(conv, 't:' + messageId);
   const entry = conv.byId.get(messageId);
   if (!entry) {
@@ -104,13 +128,17 @@ export function addTombstone(conv: Conversation, messageId: string, messageTs: n
   } else if (!entry.deleted) {
     conv.visible--;
     entry.deleted = true;
+    conv.bytes -= 2 * entry.content.length; // the text is gone, the place stays
     entry.content = '';
   }
   return 'applied';
 }
 
 function dropTombstone(conv: Conversation, id: string): void {
-  if (conv.tombstones.delete(id)) toggle(conv, 't:' + id);
+  if (conv.tombstones.delete(id)) {
+    toggle(conv, 't:' + id);
+    conv.bytes -= TOMBSTONE_BYTES + 2 * id.length;
+  }
 }
 
 export function publicMessage(e: Entry): StoredMessage {

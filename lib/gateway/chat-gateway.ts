@@ -9,6 +9,7 @@
  * members only (the mesh forwards them further itself).
  */
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { ChatmeshOptions } from '../config.js';
@@ -16,6 +17,7 @@ import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ConversationStore } from '../core/conversation-store.js';
+import type { CreationLimiter } from '../core/creation-limiter.js';
 import type { PresenceChange } from '../core/presence-table.js';
 import { rejectUpgrade } from '../http/responses.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
@@ -25,12 +27,14 @@ import type { Replicator } from '../replication/replicator.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { RoomCommands, type CommandGateway } from './room-commands.js';
 import { encodeTextFrame } from './text-frame.js';
+import { UNSENT_BUDGET_CHECK_MS, enforceUnsentBudget } from './unsent-budget.js';
 import { WriteCoalescer } from './write-coalescer.js';
 
 export type GatewayOptions = Pick<
   ChatmeshOptions,
   | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
   | 'maxClientBufferBytes' | 'clientWriteDeadlineMs' | 'maxClientBufferHardBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
+  | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'maxUnsentBytes'
 >;
 
 /** Counters read by /metrics. */
@@ -54,6 +58,7 @@ export class ChatGateway implements CommandGateway {
   private readonly connections = new Set<ClientConnection>();
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | null = null;
+  private budget: NodeJS.Timeout | null = null;
   private nextConnectionId = 1;
   private readonly limits: ConnectionLimits;
   private readonly commands: RoomCommands;
@@ -64,6 +69,7 @@ export class ChatGateway implements CommandGateway {
     private readonly replicator: Replicator,
     store: ConversationStore,
     private readonly presence: ClusterPresence,
+    creations: CreationLimiter,
     private readonly log: Logger,
   ) {
     this.wss = new WebSocketServer({
@@ -82,7 +88,7 @@ export class ChatGateway implements CommandGateway {
       burst: options.rateLimitBurst,
       coalescer: new WriteCoalescer(),
     };
-    this.commands = new RoomCommands(options, this, store, replicator, presence);
+    this.commands = new RoomCommands(options, this, store, replicator, presence, creations);
     replicator.on('deliver', this.deliverLocal);
     presence.on('deliver', this.deliverLocal);
     presence.on('change', this.onPresenceChange);
@@ -90,6 +96,10 @@ export class ChatGateway implements CommandGateway {
 
   start(): void {
     this.heartbeat = setInterval(() => this.markAlive(), this.options.pingIntervalMs);
+    this.budget = setInterval(() => {
+      const cut = enforceUnsentBudget(this.connections, this.options.maxUnsentBytes);
+      if (cut > 0) this.log.warn('clients cut: the server-wide send budget (MAX_UNSENT_BYTES) was full', { cut });
+    }, UNSENT_BUDGET_CHECK_MS);
   }
 
   /**
@@ -210,7 +220,8 @@ export class ChatGateway implements CommandGateway {
   async close(): Promise<void> {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
+    if (this.budget) clearInterval(this.budget);
+    this.heartbeat = this.budget = null;
     this.replicator.off('deliver', this.deliverLocal);
     this.presence.off('deliver', this.deliverLocal);
     this.presence.off('change', this.onPresenceChange);
@@ -236,7 +247,7 @@ export class ChatGateway implements CommandGateway {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
-    const conn = new ClientConnection(this.nextConnectionId++, ws, raw, this.limits);
+    const conn = new ClientConnection(this.nextConnectionId++, ws, raw, (raw as Socket).remoteAddress ?? 'unknown', this.limits);
     this.connections.add(conn);
     this.counters.connectionsOpened++;
     ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));

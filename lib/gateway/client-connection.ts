@@ -32,6 +32,8 @@ export class ClientConnection {
   private refilledAt = Date.now();
   /** Frames refused in a row by the rate limit. */
   strikes = 0;
+  /** New conversations this connection created (MAX_NEW_CONVERSATIONS_PER_CONNECTION). */
+  created = 0;
   private cut = false;
   /** When the client fell behind (over the soft limit); 0 while it keeps up. */
   private behindSince = 0;
@@ -41,6 +43,8 @@ export class ClientConnection {
     readonly socket: WebSocket,
     /** The TCP socket under `socket` (the one the upgrade came on). */
     private readonly raw: Duplex,
+    /** The client's address (for per-address limits). */
+    readonly address: string,
     private readonly limits: ConnectionLimits,
   ) {
     this.tokens = limits.burst;
@@ -94,11 +98,22 @@ export class ClientConnection {
     const now = Date.now();
     if (this.behindSince === 0) this.behindSince = now;
     if (unsent <= this.limits.hardBufferBytes && now - this.behindSince <= this.limits.writeDeadlineMs) return false;
+    this.cutAsSlowConsumer('slow consumer: send buffer full');
+    return true;
+  }
+
+  /** Bytes written to this client and not yet sent (the socket's and ws's queues). */
+  get unsentBytes(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /** Closes the connection with 1013 and queues nothing more for it. */
+  cutAsSlowConsumer(reason: string): void {
+    if (this.cut) return;
     this.cut = true;
-    this.socket.close(CloseCode.TryAgainLater, 'slow consumer: send buffer full');
+    this.socket.close(CloseCode.TryAgainLater, reason);
     // It is not reading, so it will not answer the close handshake either.
     setTimeout(() => this.socket.terminate(), 1000).unref();
-    return true;
   }
 
   private get compressed(): boolean {

@@ -3,7 +3,8 @@
  * leave, members, message. The rooms themselves and the delivery of events are the gateway's.
  */
 import type { ChatmeshOptions } from '../config.js';
-import type { ConversationStore, StoredMessage } from '../core/conversation-store.js';
+import type { ApplyResult, ConversationStore, StoredMessage } from '../core/conversation-store.js';
+import type { CreationLimiter } from '../core/creation-limiter.js';
 import type { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode } from '../errors.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
@@ -22,11 +23,12 @@ export interface CommandGateway {
 
 export class RoomCommands {
   constructor(
-    private readonly options: Pick<ChatmeshOptions, 'maxRoomsPerConnection' | 'historyOnJoin'>,
+    private readonly options: Pick<ChatmeshOptions, 'maxRoomsPerConnection' | 'historyOnJoin' | 'maxNewConversationsPerConnection' | 'maxReplyBytes'>,
     private readonly gateway: CommandGateway,
     private readonly store: ConversationStore,
     private readonly replicator: Replicator,
     private readonly presence: ClusterPresence,
+    private readonly creations: CreationLimiter,
   ) {}
 
   /** Carries out one decoded client frame. */
@@ -47,7 +49,7 @@ export class RoomCommands {
           return;
         }
         // Joining a room that does not exist creates it (it is also a conversation).
-        if (!this.store.has(frame.room)) this.replicator.commit({ type: 'created', room: frame.room, id: this.store.nextId() });
+        if (!this.store.has(frame.room) && !this.create(conn, frame.room)) return;
         conn.rooms.set(frame.room, frame.user);
         this.gateway.rooms.join(frame.room, conn);
         const v = this.presence.table.localJoin(conn.id, frame.room, frame.user);
@@ -86,10 +88,37 @@ export class RoomCommands {
         this.gateway.counters.messagesIn++;
         // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
         const stamp = this.store.nextStamp();
-        this.gateway.broadcast(frame.room, { type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall });
+        const { result } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall }, false);
+        // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
+        if (result !== 'applied') this.notStored(conn, result, 'message');
         return;
       }
     }
+  }
+
+  /** Creates a room for a join, within the creation limits; false (and an error sent) if not. */
+  private create(conn: ClientConnection, room: string): boolean {
+    if (conn.created >= this.options.maxNewConversationsPerConnection) {
+      this.gateway.sendError(conn, ClientErrorCode.RateLimited, `at most ${this.options.maxNewConversationsPerConnection} new rooms per connection`);
+      return false;
+    }
+    const waitMs = this.creations.take(conn.address);
+    if (waitMs > 0) {
+      this.gateway.sendError(conn, ClientErrorCode.RateLimited, `too many new rooms from this address: try again in ${Math.ceil(waitMs / 1000)} s`);
+      return false;
+    }
+    const { result } = this.replicator.commit({ type: 'created', room, id: this.store.nextId() });
+    if (result !== 'applied' && result !== 'duplicate') {
+      this.notStored(conn, result, 'room');
+      return false;
+    }
+    conn.created++;
+    return true;
+  }
+
+  private notStored(conn: ClientConnection, result: ApplyResult, what: string): void {
+    if (result === 'store_full') this.gateway.sendError(conn, ClientErrorCode.StoreFull, `the store is full: this ${what} was not stored`);
+    else this.gateway.sendError(conn, ClientErrorCode.NotStored, `this ${what} was not stored (${result})`);
   }
 
   /**
@@ -102,17 +131,37 @@ export class RoomCommands {
    * between the replay and the live stream.
    */
   private joinedFrame(room: string, user: string, since: string | undefined): Buffer {
-    const wire = (m: StoredMessage) => ({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp });
+    const members = this.presence.table.members(room);
     if (since !== undefined) {
       const answer = this.store.resumeAfter(room, since);
-      const members = this.presence.table.members(room);
-      if (answer.complete) return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: false, history: answer.messages.map(wire) }));
-      const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-      return Buffer.from(JSON.stringify({ type: 'joined', room, user, members, since, gap: true, history }));
+      if (answer.complete) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, answer.messages, 'oldest');
+      return this.pagedReply({ type: 'joined', room, user, members, since, gap: true }, this.store.recent(room, this.options.historyOnJoin), 'newest');
     }
-    const history = this.store.recent(room, this.options.historyOnJoin).map(wire);
-    return Buffer.from(JSON.stringify({ type: 'joined', room, user, members: this.presence.table.members(room), history }));
+    return this.pagedReply({ type: 'joined', room, user, members }, this.store.recent(room, this.options.historyOnJoin), 'newest');
   }
+
+  /**
+   * The reply with as much of `messages` as fits in MAX_REPLY_BYTES: a resume keeps the
+   * oldest and says `"more": true` (the client asks again with `since` = the last id it
+   * got); a plain history keeps the newest.
+   */
+  private pagedReply(head: Record<string, unknown>, messages: StoredMessage[], keep: 'oldest' | 'newest'): Buffer {
+    const wire = messages.map((m) => JSON.stringify({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp }));
+    const headText = JSON.stringify(head);
+    let budget = this.options.maxReplyBytes - Buffer.byteLength(headText) - 32;
+    let n = 0;
+    const order = keep === 'oldest' ? wire : [...wire].reverse();
+    for (const item of order) {
+      const size = Buffer.byteLength(item) + 1;
+      if (size > budget) break;
+      budget -= size;
+      n++;
+    }
+    const kept = keep === 'oldest' ? wire.slice(0, n) : wire.slice(wire.length - n);
+    const more = keep === 'oldest' && n < wire.length ? ',"more":true' : '';
+    return Buffer.from(`${headText.slice(0, -1)},"history":[${kept.join(',')}]${more}}`);
+  }
+
 
   /** Ends a membership: the registry, the presence table, and a leave event to the room. */
   leaveRoom(conn: ClientConnection, room: string, user: string): void {

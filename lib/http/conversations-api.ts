@@ -4,13 +4,15 @@
  *   POST   /api/conversations/:id/messages                 → 201 {id,sender,content,timestamp}
  *   GET    /api/conversations/:id                          → 200 {id,messages}
  *   DELETE /api/conversations/:id/messages/:messageId      → 204
- * Errors are {"error":{"code","message"}} with 400/404/405/413/415; bad input never gets a 500.
- * A write answers once every linked peer acknowledged it, or after the ack timeout.
+ * Errors are {"error":{"code","message"}} with 400/404/405/409/413/415/429/507; bad input never
+ * gets a 500. A write answers once every linked peer acknowledged it, or after the ack
+ * timeout, and only if this instance stored it: a write the store refused is never a 201.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChatmeshOptions } from '../config.js';
-import type { ConversationStore } from '../core/conversation-store.js';
+import type { ApplyResult, ConversationStore } from '../core/conversation-store.js';
+import type { CreationLimiter } from '../core/creation-limiter.js';
 import { ApiErrorCode } from '../errors.js';
 import { forbiddenKey } from '../protocol/forbidden-keys.js';
 import type { Replicator } from '../replication/replicator.js';
@@ -19,8 +21,10 @@ import { sendJson } from './http-server.js';
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
 
 const SENDERS = new Set(['customer', 'agent']);
-/** Timestamps a client may give: from 1970 to the year 2286, whole milliseconds. */
-const MAX_TIMESTAMP = 9_999_999_999_999;
+/** A client's `timestamp` may be this far before now (importing recent history)... */
+const TIMESTAMP_MAX_PAST_MS = 30 * 24 * 3600_000;
+/** ...and this far after it (clock skew): never far enough to push others out of the window. */
+const TIMESTAMP_MAX_FUTURE_MS = 60_000;
 
 class ApiError extends Error {
   constructor(
@@ -38,6 +42,7 @@ export class ConversationsApi {
     private readonly options: ApiOptions,
     private readonly store: ConversationStore,
     private readonly replicator: Replicator,
+    private readonly creations: CreationLimiter,
   ) {}
 
   /** Handles a request under /api/; never throws. */
@@ -63,7 +68,7 @@ export class ConversationsApi {
 
     if (rest.length === 0) {
       allow(method, ['POST']);
-      return this.createConversation(req, res);
+      return this.createConversation(req, res, req.socket.remoteAddress ?? 'unknown');
     }
     const conversationId = rest[0];
     if (rest.length === 1) {
@@ -81,10 +86,16 @@ export class ConversationsApi {
     throw notFound(`no route for ${path}`);
   }
 
-  private async createConversation(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async createConversation(req: IncomingMessage, res: ServerResponse, address: string): Promise<void> {
     await this.readBody(req, true);
+    const waitMs = this.creations.take(address);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new ApiError(429, ApiErrorCode.RateLimited, `too many new conversations from this address: try again in ${seconds} s`, { 'retry-after': String(seconds) });
+    }
     const id = randomBytes(12).toString('base64url');
-    const { replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId() });
+    const { result, replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId() });
+    refuseUnlessStored(result);
     await replicated;
     sendJson(res, 201, { id }, { location: `/api/conversations/${id}` });
   }
@@ -105,16 +116,20 @@ export class ConversationsApi {
     if (content.length > this.options.maxTextLength) throw invalid(`content must be at most ${this.options.maxTextLength} characters`);
     if (!content.isWellFormed()) throw invalid('content holds an unpaired surrogate');
     const given = body.timestamp;
-    if (given !== undefined && (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 0 || given > MAX_TIMESTAMP)) {
+    if (given !== undefined && (typeof given !== 'number' || !Number.isSafeInteger(given) || given < 0)) {
       throw invalid('timestamp must be whole milliseconds since 1970');
     }
     const stamp = this.store.nextStamp();
+    if (given !== undefined && (given < stamp.wall - TIMESTAMP_MAX_PAST_MS || given > stamp.wall + TIMESTAMP_MAX_FUTURE_MS)) {
+      throw invalid('timestamp must be within 30 days before and 60 s after the server\'s clock');
+    }
     const timestamp = given ?? stamp.wall;
     if (!this.store.acceptsMessageAt(conversationId, timestamp, stamp.id)) {
       // Older than every message kept in a full conversation: it would be dropped at once.
       throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
     }
-    const { replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
+    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
+    refuseUnlessStored(result);
     await replicated;
     sendJson(res, 201, { id: stamp.id, sender, content, timestamp });
   }
@@ -123,7 +138,8 @@ export class ConversationsApi {
     if (!this.store.has(conversationId)) throw notFound('no such conversation');
     const ts = this.store.messageTimestamp(conversationId, messageId);
     if (ts === null) throw notFound('no such message');
-    const { replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
+    const { result, replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
+    refuseUnlessStored(result);
     await replicated;
     res.writeHead(204);
     res.end();
@@ -176,6 +192,13 @@ function decodeSegment(segment: string): string {
   } catch {
     throw new ApiError(400, ApiErrorCode.InvalidField, 'malformed percent-encoding in the path');
   }
+}
+
+/** Every acknowledgement reflects the store's answer: a write it did not store is an error. */
+function refuseUnlessStored(result: ApplyResult): void {
+  if (result === 'applied' || result === 'duplicate') return;
+  if (result === 'store_full') throw new ApiError(507, ApiErrorCode.StoreFull, 'the store is full: nothing was stored (MAX_STORE_BYTES or MAX_CONVERSATIONS)');
+  throw new ApiError(409, ApiErrorCode.OutsideHistory, 'not stored: older than everything this conversation keeps');
 }
 
 const notFound = (message: string) => new ApiError(404, ApiErrorCode.NotFound, message);

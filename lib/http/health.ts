@@ -13,8 +13,8 @@ export interface HealthReport {
   rooms: number;
   /** The replicated store on this instance. */
   store: { conversations: number; messages: number; tombstones: number };
-  /** This process's memory, bytes. */
-  memory: { rssBytes: number; heapUsedBytes: number };
+  /** This process's memory, bytes; storeBytes: the store's own estimate, maxStoreBytes: MAX_STORE_BYTES. */
+  memory: { rssBytes: number; heapUsedBytes: number; storeBytes: number; maxStoreBytes: number };
   /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
   mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
@@ -32,7 +32,7 @@ export interface HealthSources {
   node: NodeInfo;
   closing: boolean;
   gateway: { readonly connectionCount: number; readonly roomCount: number };
-  store: { stats(): HealthReport['store'] };
+  store: { stats(): { conversations: number; messages: number; tombstones: number }; usage(): { bytes: number; maxBytes: number } };
   mesh: Pick<Mesh, 'counters' | 'status'>;
 }
 
@@ -46,7 +46,7 @@ export function healthCheck(s: HealthSources): { statusCode: number; body: Healt
     rooms: s.gateway.roomCount,
     store: s.store.stats(),
     mesh: { ...s.mesh.counters },
-    memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+    memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed, storeBytes: s.store.usage().bytes, maxStoreBytes: s.store.usage().maxBytes },
     peers: s.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
   };
   return { statusCode: s.closing ? 503 : 200, body };

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
-import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
+import type { ApplyResult, ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
 import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
@@ -36,7 +36,8 @@ const SUMMARY_PAGE = 1000;
 const GIVE_BYTES = 256 * 1024;
 
 export interface CommitResult {
-  result: 'applied' | 'duplicate' | 'ignored';
+  /** The store's answer (see ApplyResult): only `applied` was stored and replicated. */
+  result: ApplyResult;
   /** Resolves when linked peers acknowledged, or at the ack timeout. */
   replicated: Promise<{ acked: number; expected: number }>;
 }
