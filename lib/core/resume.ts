@@ -5,8 +5,10 @@
  * Sorting after `since` is not enough: a message can sort before it and still reach the
  * client's old instance after the client left (a concurrent write from another instance a
  * few ms away, a backdated post, the other side of a healed partition). So the answer also
- * holds every message sorting before `since` that arrived here after it, or from another
- * origin within RESUME_WINDOW_MS before it (the client dedupes those by id). When `since`
+ * holds every message sorting before `since` that arrived here after it, or less than
+ * RESUME_WINDOW_MS before it (the client dedupes those by id). Not only those of other
+ * origins: a message lost on a link that dropped can reach the client's old instance after
+ * a later one from the same origin that took another path. When `since`
  * is unknown, or itself arrived here late (by catch-up, or more than RESUME_WINDOW_MS after
  * it was written), this instance cannot tell what the client missed: `complete: false`,
  * and the client is told `gap`.
@@ -16,7 +18,7 @@ import { publicMessage, type Conversation, type StoredMessage } from './conversa
 /**
  * How far apart two instances may receive the same live message (flooding, a slow link up
  * to the peer timeout): a message arriving later than this after it was written is late,
- * and a resume replays messages from other origins that arrived this close before `since`.
+ * and a resume replays the messages that arrived this close before `since`.
  */
 export const RESUME_WINDOW_MS = 5000;
 
@@ -25,7 +27,6 @@ export type ResumeAnswer = { complete: true; messages: StoredMessage[] } | { com
 export function resumeAfter(conv: Conversation | null, sinceId: string): ResumeAnswer {
   const since = conv?.byId.get(sinceId);
   if (!conv || !since || since.late) return { complete: false };
-  const origin = originOf(since.id);
   const windowStart = since.arrivedAt - RESUME_WINDOW_MS;
   const out: StoredMessage[] = [];
   let after = false;
@@ -35,7 +36,7 @@ export function resumeAfter(conv: Conversation | null, sinceId: string): ResumeA
       continue;
     }
     if (m.deleted) continue;
-    if (after || m.seq > since.seq || (m.arrivedAt >= windowStart && originOf(m.id) !== origin)) out.push(publicMessage(m));
+    if (after || m.seq > since.seq || m.arrivedAt >= windowStart) out.push(publicMessage(m));
   }
   return { complete: true, messages: out };
 }
@@ -43,9 +44,4 @@ export function resumeAfter(conv: Conversation | null, sinceId: string): ResumeA
 /** True for a message that reached this instance late (see RESUME_WINDOW_MS). */
 export function isLate(path: 'live' | 'catch-up', arrivedAt: number, writtenAt: number): boolean {
   return path === 'catch-up' || arrivedAt - writtenAt > RESUME_WINDOW_MS;
-}
-
-/** The node that wrote an id (the part after the clock, see timestampId). */
-function originOf(id: string): string {
-  return id.slice(id.indexOf('-') + 1);
 }

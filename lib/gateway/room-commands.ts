@@ -41,7 +41,7 @@ export class RoomCommands {
             this.gateway.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
             return;
           }
-          conn.send(this.joinedFrame(frame.room, current, frame.since));
+          conn.send(this.joinedFrame(frame.room, current, frame.since, frame.after));
           return;
         }
         if (conn.rooms.size >= this.options.maxRoomsPerConnection) {
@@ -53,7 +53,7 @@ export class RoomCommands {
         conn.rooms.set(frame.room, frame.user);
         this.gateway.rooms.join(frame.room, conn);
         const v = this.presence.table.localJoin(conn.id, frame.room, frame.user);
-        conn.send(this.joinedFrame(frame.room, frame.user, frame.since));
+        conn.send(this.joinedFrame(frame.room, frame.user, frame.since, frame.after));
         this.gateway.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn, { c: conn.id, v });
         return;
       }
@@ -130,11 +130,15 @@ export class RoomCommands {
    * reply is sent in the same turn as the membership starts, so no live message can fall
    * between the replay and the live stream.
    */
-  private joinedFrame(room: string, user: string, since: string | undefined): Buffer {
+  private joinedFrame(room: string, user: string, since: string | undefined, after?: string): Buffer {
     const members = this.presence.table.members(room);
     if (since !== undefined) {
       const answer = this.store.resumeAfter(room, since);
-      if (answer.complete) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, answer.messages, 'oldest');
+      if (answer.complete) {
+        // A later page of the same answer: what follows `after` in it.
+        const start = after === undefined ? 0 : answer.messages.findIndex((m) => m.id === after) + 1;
+        if (start > 0 || after === undefined) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, answer.messages.slice(start), 'oldest');
+      }
       return this.pagedReply({ type: 'joined', room, user, members, since, gap: true }, this.store.recent(room, this.options.historyOnJoin), 'newest');
     }
     return this.pagedReply({ type: 'joined', room, user, members }, this.store.recent(room, this.options.historyOnJoin), 'newest');
@@ -142,8 +146,8 @@ export class RoomCommands {
 
   /**
    * The reply with as much of `messages` as fits in MAX_REPLY_BYTES: a resume keeps the
-   * oldest and says `"more": true` (the client asks again with `since` = the last id it
-   * got); a plain history keeps the newest.
+   * oldest and says `"more": true` with `"next"` (the client asks again with the same `since`
+   * and `after` = that `next`); a plain history keeps the newest.
    */
   private pagedReply(head: Record<string, unknown>, messages: StoredMessage[], keep: 'oldest' | 'newest'): Buffer {
     const wire = messages.map((m) => JSON.stringify({ id: m.id, user: m.sender, text: m.content, ts: m.timestamp }));
@@ -158,7 +162,7 @@ export class RoomCommands {
       n++;
     }
     const kept = keep === 'oldest' ? wire.slice(0, n) : wire.slice(wire.length - n);
-    const more = keep === 'oldest' && n < wire.length ? ',"more":true' : '';
+    const more = keep === 'oldest' && n < wire.length && n > 0 ? `,"more":true,"next":${JSON.stringify(messages[n - 1].id)}` : '';
     return Buffer.from(`${headText.slice(0, -1)},"history":[${kept.join(',')}]${more}}`);
   }
 

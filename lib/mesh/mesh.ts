@@ -43,6 +43,11 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.newId();
   }
 
+  /** The ids of the peers linked now. */
+  linkedPeers(): string[] {
+    return [...this.peers.links()].map((link) => link.id);
+  }
+
   /** Nodes this node can reach: its linked peers and the peers they say they are linked to. */
   reachableNodes(): Set<string> {
     return this.peers.reachableNodes();

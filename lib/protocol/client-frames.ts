@@ -12,6 +12,8 @@ export interface JoinFrame {
   user: string;
   /** Resume: the id of the last message this client saw in the room. */
   since?: string;
+  /** The next page of a resume: the `next` of the previous `joined` (with the same `since`). */
+  after?: string;
 }
 export interface LeaveFrame {
   type: 'leave';
@@ -71,7 +73,12 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       if (since !== undefined && (typeof since !== 'string' || since.length === 0 || since.length > 256)) {
         return fail(ClientErrorCode.InvalidField, 'since must be a message id');
       }
-      return { ok: true, frame: since === undefined ? { type, room, user } : { type, room, user, since } };
+      const after = obj.after;
+      if (after !== undefined && (since === undefined || typeof after !== 'string' || after.length === 0 || after.length > 256)) {
+        return fail(ClientErrorCode.InvalidField, 'after must be a message id (the next of a paged resume), with since');
+      }
+      if (since === undefined) return { ok: true, frame: { type, room, user } };
+      return { ok: true, frame: after === undefined ? { type, room, user, since } : { type, room, user, since, after } };
     }
     case 'leave':
     case 'members': {

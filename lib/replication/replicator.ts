@@ -19,6 +19,7 @@ import { parseTimestampId } from '../core/hybrid-clock.js';
 import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
+import { CatchUpHold } from './catch-up-hold.js';
 
 /** replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of expired conversations are ignored. */
 export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs'> & {
@@ -46,6 +47,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   private sweeper: NodeJS.Timeout | null = null;
   /** Replication and catch-up counters, for /health, /metrics and tests. */
   readonly counters = { writesCommitted: 0, writesFromPeers: 0, summariesSent: 0, wantsSent: 0, writesReceivedInCatchUp: 0 };
+  /** Live deliveries held while catch-up with a newly linked peer is under way. */
+  private readonly hold = new CatchUpHold((room, payload) => this.emit('deliver', room, payload));
   /** Called with the replication lag of each write applied from a peer: now − the write's clock time, ms. */
   lagObserver: ((ms: number) => void) | null = null;
 
@@ -59,10 +62,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     super();
     mesh.on('write', this.onPeerWrite);
     mesh.on('peer-up', this.onPeerUp);
+    mesh.on('peer-down', this.onPeerDown);
     sync.handle({
-      summary: (peerId, entries) => this.onSummary(peerId, entries),
+      summary: (peerId, entries, last) => this.onSummary(peerId, entries, last),
       want: (peerId, room, ids) => this.onWant(peerId, room, ids),
-      give: (_peerId, writes) => this.onGive(writes),
+      give: (peerId, writes, room, last) => this.onGive(peerId, writes, room, last),
+      ask: (peerId) => this.sendSummary(peerId),
     });
   }
 
@@ -78,6 +83,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.sweeper = null;
     this.mesh.off('write', this.onPeerWrite);
     this.mesh.off('peer-up', this.onPeerUp);
+    this.mesh.off('peer-down', this.onPeerDown);
+    this.hold.close();
   }
 
   /**
@@ -90,7 +97,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const result = this.store.apply(write);
     if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
     this.counters.writesCommitted++;
-    if (isLiveWrite(write)) this.emit('deliver', write.room, payload);
+    if (isLiveWrite(write)) this.hold.offer(write.room, payload);
     const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
     return { result, replicated };
   }
@@ -114,7 +121,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       const at = parseTimestampId(writeId(write));
       if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
     }
-    if (this.isVisible(write)) this.emit('deliver', room, payload);
+    if (this.isVisible(write)) this.hold.offer(room, payload);
   };
 
   /** A write members should see live: not a creation, and not a message already deleted. */
@@ -124,22 +131,42 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   }
 
   private readonly onPeerUp = (peerId: string): void => {
-    const entries = this.store.summary();
-    for (let i = 0; i < entries.length || i === 0; i += SUMMARY_PAGE) {
-      this.sync.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE) });
-    }
-    this.counters.summariesSent++;
+    // Live deliveries wait until catch-up with this peer is done (see catch-up-hold.ts).
+    this.hold.linked(peerId);
+    this.sendSummary(peerId);
   };
 
-  private onSummary(peerId: string, entries: SummaryEntry[]): void {
+  private sendSummary(peerId: string): void {
+    const entries = this.store.summary();
+    for (let i = 0; i < entries.length || i === 0; i += SUMMARY_PAGE) {
+      const last = i + SUMMARY_PAGE >= entries.length;
+      this.sync.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE), ...(last ? { last: true as const } : {}) });
+    }
+    this.counters.summariesSent++;
+  }
+
+  private readonly onPeerDown = (peerId: string): void => {
+    this.hold.release(peerId);
+    // Frames in flight on the dropped link are lost, and the peers still linked may have
+    // them (they got them from the same origin): catch up with each of them now, holding live
+    // deliveries meanwhile, rather than at the next link-up.
+    for (const other of this.mesh.linkedPeers()) {
+      this.hold.linked(other);
+      this.sync.send(other, { k: 'ask' });
+    }
+  };
+
+  private onSummary(peerId: string, entries: SummaryEntry[], last: boolean): void {
     const now = Date.now();
     for (const e of entries) {
       if (typeof e?.c !== 'string' || typeof e.d !== 'string' || typeof e.a !== 'number') continue;
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
       if (this.store.digestOf(e.c) === e.d) continue;
       this.counters.wantsSent++;
+      this.hold.awaiting(peerId, e.c);
       this.sync.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
     }
+    if (last) this.hold.summarised(peerId);
   }
 
   private onWant(peerId: string, room: string, ids: unknown[]): void {
@@ -156,17 +183,20 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       batch.push(write);
       bytes += size;
     }
-    if (batch.length > 0) this.sync.send(peerId, { k: 'give', writes: batch });
+    // Always a final frame, even empty: it ends the other side's hold on this room.
+    this.sync.send(peerId, { k: 'give', writes: batch, c: room, last: true });
   }
 
-  private onGive(writes: unknown[]): void {
+  private onGive(peerId: string, writes: unknown[], room: string | undefined, last: boolean): void {
     for (const value of writes) {
       const write = decodeWrite(value);
       if (!write) continue;
       if (this.store.apply(write, 'catch-up') !== 'applied') continue;
       this.counters.writesReceivedInCatchUp++;
-      // Members here missed it while the link was down: they get it now.
+      // Members here missed it while the link was down: they get it now, before anything
+      // live that is held for this room (catch-up-hold.ts).
       if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));
     }
+    if (last && room !== undefined) this.hold.given(peerId, room);
   }
 }

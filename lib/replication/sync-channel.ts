@@ -9,10 +9,12 @@ import type { SummaryEntry } from '../core/conversation-store.js';
 import { decodeSyncFrame, encodeSyncFrame, type SyncFrame } from './sync-codec.js';
 
 export interface SyncHandlers {
-  summary(peerId: string, entries: SummaryEntry[]): void;
+  summary(peerId: string, entries: SummaryEntry[], last: boolean): void;
   want(peerId: string, room: string, ids: unknown[]): void;
-  give(peerId: string, writes: unknown[]): void;
+  /** `room` and `last` on the final frame of the writes for one want (peers that send them). */
+  give(peerId: string, writes: unknown[], room: string | undefined, last: boolean): void;
   presence(peerId: string, tables: unknown[]): void;
+  ask(peerId: string): void;
 }
 
 export class SyncChannel {
@@ -49,13 +51,15 @@ export class SyncChannel {
     const frame = decoded.frame;
     switch (frame.k) {
       case 'sum':
-        return this.handlers.summary?.(peerId, frame.entries);
+        return this.handlers.summary?.(peerId, frame.entries, frame.last === true);
       case 'want':
         return this.handlers.want?.(peerId, frame.c, frame.ids);
       case 'give':
-        return this.handlers.give?.(peerId, frame.writes);
+        return this.handlers.give?.(peerId, frame.writes, frame.c, frame.last === true);
       case 'presence':
         return this.handlers.presence?.(peerId, frame.tables);
+      case 'ask':
+        return this.handlers.ask?.(peerId);
     }
   };
 }

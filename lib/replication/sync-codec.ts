@@ -1,19 +1,27 @@
 /**
  * The sync channel's frames: link-local catch-up between the two ends of one peer link
  * (envelope `sync`, never forwarded), one JSON object per frame, tagged by `k`:
- *   {"k":"sum","entries":[{c,d,a}…]}      the store's summary: one digest per conversation
+ *   {"k":"sum","entries":[{c,d,a}…],"last":true}   the store's summary: one digest per
+ *                                         conversation, in pages; `last` on the final page
  *   {"k":"want","c":room,"ids":[…]}       the ids held for a conversation whose digest differs
- *   {"k":"give","writes":[…]}             the writes the other side lacks
+ *   {"k":"give","writes":[…],"c":room,"last":true}  the writes the other side lacks, in
+ *                                         frames; `c` and `last` on the final one
+ * `last` and `c` came with catch-up holds (catch-up-hold.ts); a peer without them is still
+ * understood (its holds end at their deadline), and older peers ignore them.
  *   {"k":"presence","tables":[…]}         every presence table the sender holds
+ *   {"k":"ask"}                           "send me your summary": after a link to a third
+ *                                         node dropped, frames in flight on it are lost, and
+ *                                         the peers still linked may hold them
  * One decoder for all of them; the SyncChannel switches on the result.
  */
 import type { SummaryEntry } from '../core/conversation-store.js';
 
 export type SyncFrame =
-  | { k: 'sum'; entries: SummaryEntry[] }
+  | { k: 'sum'; entries: SummaryEntry[]; last?: true }
   | { k: 'want'; c: string; ids: unknown[] }
-  | { k: 'give'; writes: unknown[] }
-  | { k: 'presence'; tables: unknown[] };
+  | { k: 'give'; writes: unknown[]; c?: string; last?: true }
+  | { k: 'presence'; tables: unknown[] }
+  | { k: 'ask' };
 
 export type SyncDecoded =
   | { ok: true; frame: SyncFrame }
@@ -34,13 +42,16 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
   const invalid = { ok: false, problem: 'invalid' } as const;
   switch (value?.k) {
     case 'sum':
-      return Array.isArray(value.entries) ? { ok: true, frame: { k: 'sum', entries: value.entries } } : invalid;
+      return Array.isArray(value.entries) ? { ok: true, frame: { k: 'sum', entries: value.entries, ...(value.last === true ? { last: true as const } : {}) } } : invalid;
     case 'want':
       return typeof value.c === 'string' && Array.isArray(value.ids) ? { ok: true, frame: { k: 'want', c: value.c, ids: value.ids } } : invalid;
     case 'give':
-      return Array.isArray(value.writes) ? { ok: true, frame: { k: 'give', writes: value.writes } } : invalid;
+      if (!Array.isArray(value.writes)) return invalid;
+      return { ok: true, frame: { k: 'give', writes: value.writes, ...(typeof value.c === 'string' ? { c: value.c } : {}), ...(value.last === true ? { last: true as const } : {}) } };
     case 'presence':
       return Array.isArray(value.tables) ? { ok: true, frame: { k: 'presence', tables: value.tables } } : invalid;
+    case 'ask':
+      return { ok: true, frame: { k: 'ask' } };
     default:
       return { ok: false, problem: 'unknown' };
   }

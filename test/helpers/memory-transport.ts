@@ -135,3 +135,43 @@ export class MemoryTransport implements Transport {
     this.closed = true;
   }
 }
+
+/**
+ * Partitions on a MemoryNetwork: cuts the links between two nodes and refuses their dials
+ * until healed (a network partition between two hosts, in memory).
+ */
+export class MemoryPartitions {
+  private readonly cut = new Set<string>();
+
+  constructor(private readonly network: MemoryNetwork) {
+    for (const transport of network.nodes.values()) this.guard(transport);
+  }
+
+  split(a: MemoryTransport, b: MemoryTransport): void {
+    this.cut.add(key(a.id, b.id));
+    for (const link of a.links) if (link.id === b.id && !link.closed) link.cut();
+  }
+
+  heal(a: MemoryTransport, b: MemoryTransport): void {
+    this.cut.delete(key(a.id, b.id));
+  }
+
+  healAll(): void {
+    this.cut.clear();
+  }
+
+  private guard(transport: MemoryTransport): void {
+    const connect = transport.connect.bind(transport);
+    transport.connect = (address, done) => {
+      const target = this.network.nodes.get(address);
+      if (target && this.cut.has(key(transport.id, target.id))) {
+        let cancelled = false;
+        setImmediate(() => !cancelled && done(new HandshakeError(CloseCode.HandshakeFailed, 'partitioned', false)));
+        return { cancel: () => void (cancelled = true) };
+      }
+      return connect(address, done);
+    };
+  }
+}
+
+const key = (a: string, b: string) => (a < b ? `${a}|${b}` : `${b}|${a}`);
