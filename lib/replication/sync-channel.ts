@@ -42,8 +42,10 @@ export class SyncChannel {
   private readonly onSync = (peerId: string, payload: Buffer): void => {
     const decoded = decodeSyncFrame(payload);
     if (!decoded.ok) {
-      if (decoded.problem === 'malformed') this.log.warn('dropping a malformed catch-up frame', { peer: peerId });
-      else if (decoded.problem === 'unknown') this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
+      // An unknown kind may come from a newer node (in a rolling upgrade): dropped, not held
+      // against the peer, and logged at debug (one line per frame would flood the log).
+      if (decoded.problem === 'unknown') this.log.debug('dropping an unknown catch-up frame', { peer: peerId });
+      else this.mesh.reportInvalid(peerId, `${decoded.problem} catch-up frame`);
       return;
     }
     const frame = decoded.frame;

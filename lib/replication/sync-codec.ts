@@ -5,7 +5,9 @@
  *   {"k":"want","c":room,"ids":[…]}       the ids held for a conversation whose digest differs
  *   {"k":"give","writes":[…]}             the writes the other side lacks
  *   {"k":"presence","tables":[…]}         every presence table the sender holds
- * One decoder for all of them; the SyncChannel switches on the result.
+ * One decoder for all of them; the SyncChannel switches on the result. A kind it does not
+ * know is dropped without blame (a newer node may send it); a known kind of the wrong shape
+ * is invalid.
  */
 import type { SummaryEntry } from '../core/conversation-store.js';
 
@@ -42,6 +44,7 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
     case 'presence':
       return Array.isArray(value.tables) ? { ok: true, frame: { k: 'presence', tables: value.tables } } : invalid;
     default:
-      return { ok: false, problem: 'unknown' };
+      // A kind this version does not know (a newer node's); anything without a kind is malformed.
+      return typeof value?.k === 'string' ? { ok: false, problem: 'unknown' } : { ok: false, problem: 'malformed' };
   }
 }
