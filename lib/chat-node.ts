@@ -137,7 +137,7 @@ export class ChatNode {
       this.log,
     );
     this._api = new ConversationsApi(o, store, this._replicator);
-    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, this.log);
+    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, this.log);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });

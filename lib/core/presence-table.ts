@@ -7,6 +7,7 @@
  *
  * Knows nothing of sockets or the mesh.
  */
+import { MAX_FORWARD_JUMP_MS } from './hybrid-clock.js';
 
 /** One member: a connection of an origin node, in a room, under a name. */
 export interface PresenceMember {
@@ -36,6 +37,16 @@ interface OriginTable {
 }
 
 const key = (conn: number, room: string) => `${conn}\u0000${room}`;
+
+/**
+ * Versions start at the clock in microseconds and grow by one per local join or leave, so a
+ * real one is never far ahead of (now + MAX_FORWARD_JUMP_MS) × 1000 unless a node made more
+ * than a thousand changes per millisecond for its whole life. A version further ahead is
+ * forged or broken: taken, it would freeze that origin's table for good.
+ */
+export function isPlausibleVersion(version: number, now: number = Date.now()): boolean {
+  return Number.isSafeInteger(version) && version >= 0 && version <= (now + MAX_FORWARD_JUMP_MS) * 1000;
+}
 
 export class PresenceTable {
   private readonly tables = new Map<string, OriginTable>();

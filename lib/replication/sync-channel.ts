@@ -6,13 +6,14 @@
 import type { Logger } from '../log.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SummaryEntry } from '../core/conversation-store.js';
-import { decodeSyncFrame, encodeSyncFrame, type SyncFrame } from './sync-codec.js';
+import { decodeSyncFrame, encodeSyncFrame, type PresencePart, type SyncFrame } from './sync-codec.js';
 
 export interface SyncHandlers {
   summary(peerId: string, entries: SummaryEntry[]): void;
   want(peerId: string, room: string, ids: unknown[]): void;
   give(peerId: string, writes: unknown[]): void;
   presence(peerId: string, tables: unknown[]): void;
+  presencePart(peerId: string, part: PresencePart): void;
 }
 
 export class SyncChannel {
@@ -58,6 +59,8 @@ export class SyncChannel {
         return this.handlers.give?.(peerId, frame.writes);
       case 'presence':
         return this.handlers.presence?.(peerId, frame.tables);
+      case 'presence-part':
+        return this.handlers.presencePart?.(peerId, frame);
     }
   };
 }

@@ -4,7 +4,11 @@
  *   {"k":"sum","entries":[{c,d,a}…]}      the store's summary: one digest per conversation
  *   {"k":"want","c":room,"ids":[…]}       the ids held for a conversation whose digest differs
  *   {"k":"give","writes":[…]}             the writes the other side lacks
- *   {"k":"presence","tables":[…]}         every presence table the sender holds
+ *   {"k":"presence","tables":[…]}         whole presence tables the sender holds, as many as fit
+ *   {"k":"presence-part","id","n","last","origin","version","members":[…]}
+ *                                         part `n` of one table too big for a frame: the parts
+ *                                         of sequence `id` are applied together, once `last` came
+ *                                         (an older node drops this kind as unknown, link intact)
  * One decoder for all of them; the SyncChannel switches on the result. A kind it does not
  * know is dropped without blame (a newer node may send it); a known kind of the wrong shape
  * is invalid.
@@ -15,7 +19,23 @@ export type SyncFrame =
   | { k: 'sum'; entries: SummaryEntry[] }
   | { k: 'want'; c: string; ids: unknown[] }
   | { k: 'give'; writes: unknown[] }
-  | { k: 'presence'; tables: unknown[] };
+  | { k: 'presence'; tables: unknown[] }
+  | PresencePart;
+
+/** One part of a presence table sent in several frames (see presence-snapshots.ts). */
+export interface PresencePart {
+  k: 'presence-part';
+  /** The sequence: one per table sent, unique per sender and link. */
+  id: number;
+  /** The part's place in the sequence, from 0. */
+  n: number;
+  last: boolean;
+  origin: string;
+  version: number;
+  members: unknown[];
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export type SyncDecoded =
   | { ok: true; frame: SyncFrame }
@@ -43,6 +63,11 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
       return Array.isArray(value.writes) ? { ok: true, frame: { k: 'give', writes: value.writes } } : invalid;
     case 'presence':
       return Array.isArray(value.tables) ? { ok: true, frame: { k: 'presence', tables: value.tables } } : invalid;
+    case 'presence-part': {
+      const { id, n, last, origin, version, members } = value;
+      if (!isCount(id) || !isCount(n) || typeof last !== 'boolean' || typeof origin !== 'string' || !isCount(version) || !Array.isArray(members)) return invalid;
+      return { ok: true, frame: { k: 'presence-part', id, n, last, origin, version, members } };
+    }
     default:
       // A kind this version does not know (a newer node's); anything without a kind is malformed.
       return typeof value?.k === 'string' ? { ok: false, problem: 'unknown' } : { ok: false, problem: 'malformed' };
