@@ -140,7 +140,7 @@ export class ChatNode {
     // One budget of new conversations per client address, shared by REST and WebSocket joins.
     const creations = new CreationLimiter(o.newConversationsPerMin);
     this._api = new ConversationsApi(o, store, this._replicator, creations);
-    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, this.log);
+    this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });

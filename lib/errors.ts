@@ -41,6 +41,8 @@ export const CloseCode = {
   Self: 4004,
   /** Peer: protocol version not supported. */
   VersionMismatch: 4005,
+  /** Peer: too many frames that failed validation in a short time (see lib/mesh/invalid-frames.ts). */
+  InvalidFrames: 4007,
   /** Peer: silent for longer than the peer timeout. */
   HeartbeatTimeout: 4008,
   /** Peer: handshake not completed in time, or malformed. */

@@ -7,6 +7,7 @@
  *
  * Knows nothing of sockets or the mesh.
  */
+import { MAX_FORWARD_JUMP_MS } from './hybrid-clock.js';
 
 /** One member: a connection of an origin node, in a room, under a name. */
 export interface PresenceMember {
@@ -37,8 +38,20 @@ interface OriginTable {
 
 const key = (conn: number, room: string) => `${conn}\u0000${room}`;
 
+/**
+ * Versions start at the clock in microseconds and grow by one per local join or leave, so a
+ * real one is never far ahead of (now + MAX_FORWARD_JUMP_MS) × 1000 unless a node made more
+ * than a thousand changes per millisecond for its whole life. A version further ahead is
+ * forged or broken: taken, it would freeze that origin's table for good.
+ */
+export function isPlausibleVersion(version: number, now: number = Date.now()): boolean {
+  return Number.isSafeInteger(version) && version >= 0 && version <= (now + MAX_FORWARD_JUMP_MS) * 1000;
+}
+
 export class PresenceTable {
   private readonly tables = new Map<string, OriginTable>();
+  /** room → user → how many members (connections, any origin) are in the room under that name. */
+  private readonly byRoom = new Map<string, Map<string, number>>();
   /** Versions start at the clock so a restarted node (same id) is newer than its old self. */
   private version: number;
 
@@ -53,7 +66,7 @@ export class PresenceTable {
   /** A local connection joined a room; returns the new version of this node's table. */
   localJoin(conn: number, room: string, user: string): number {
     const own = this.tables.get(this.nodeId)!;
-    own.members.set(key(conn, room), { conn, room, user });
+    this.put(own, { conn, room, user });
     own.version = ++this.version;
     return own.version;
   }
@@ -61,7 +74,7 @@ export class PresenceTable {
   /** A local connection left a room; returns the new version. */
   localLeave(conn: number, room: string): number {
     const own = this.tables.get(this.nodeId)!;
-    own.members.delete(key(conn, room));
+    this.remove(own, key(conn, room));
     own.version = ++this.version;
     return own.version;
   }
@@ -79,8 +92,8 @@ export class PresenceTable {
     }
     if (version <= table.version) return false;
     table.version = version;
-    if (event === 'join') table.members.set(key(member.conn, member.room), member);
-    else table.members.delete(key(member.conn, member.room));
+    if (event === 'join') this.put(table, member);
+    else this.remove(table, key(member.conn, member.room));
     return true;
   }
 
@@ -89,8 +102,11 @@ export class PresenceTable {
     if (snapshot.origin === this.nodeId) return [];
     const current = this.tables.get(snapshot.origin);
     if (current && snapshot.version <= current.version) return [];
-    const next: OriginTable = { version: snapshot.version, members: new Map(snapshot.members.map((m) => [key(m.conn, m.room), m])) };
+    const next: OriginTable = { version: snapshot.version, members: new Map() };
+    for (const m of snapshot.members) next.members.set(key(m.conn, m.room), m);
     const changes = this.diff(current?.members ?? new Map(), next.members);
+    if (current) this.unindex(current);
+    for (const m of next.members.values()) this.index(m, 1);
     this.tables.set(snapshot.origin, next);
     return changes;
   }
@@ -101,6 +117,7 @@ export class PresenceTable {
     const table = this.tables.get(origin);
     if (!table) return [];
     this.tables.delete(origin);
+    this.unindex(table);
     return this.diff(table.members, new Map());
   }
 
@@ -114,11 +131,44 @@ export class PresenceTable {
     return [...this.tables].map(([origin, t]) => ({ origin, version: t.version, members: [...t.members.values()] }));
   }
 
-  /** The names present in a room, cluster-wide, sorted and without repeats. */
+  /** The names present in a room, cluster-wide, sorted and without repeats (from the per-room index). */
   members(room: string): string[] {
-    const names = new Set<string>();
-    for (const table of this.tables.values()) for (const m of table.members.values()) if (m.room === room) names.add(m.user);
-    return [...names].sort();
+    const users = this.byRoom.get(room);
+    return users ? [...users.keys()].sort() : [];
+  }
+
+  /** Sets a member of a table, keeping the index. */
+  private put(table: OriginTable, member: PresenceMember): void {
+    const k = key(member.conn, member.room);
+    const old = table.members.get(k);
+    if (old) this.index(old, -1);
+    table.members.set(k, member);
+    this.index(member, 1);
+  }
+
+  /** Removes a member of a table, keeping the index. */
+  private remove(table: OriginTable, k: string): void {
+    const old = table.members.get(k);
+    if (!old) return;
+    table.members.delete(k);
+    this.index(old, -1);
+  }
+
+  private unindex(table: OriginTable): void {
+    for (const m of table.members.values()) this.index(m, -1);
+  }
+
+  private index(member: PresenceMember, delta: 1 | -1): void {
+    let users = this.byRoom.get(member.room);
+    if (!users) {
+      if (delta < 0) return;
+      users = new Map();
+      this.byRoom.set(member.room, users);
+    }
+    const n = (users.get(member.user) ?? 0) + delta;
+    if (n > 0) users.set(member.user, n);
+    else users.delete(member.user);
+    if (users.size === 0) this.byRoom.delete(member.room);
   }
 
   private diff(before: Map<string, PresenceMember>, after: Map<string, PresenceMember>): PresenceChange[] {

@@ -13,6 +13,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChatmeshOptions } from '../config.js';
 import type { ApplyResult, ConversationStore } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
+// The same window every instance applies to messages from peers (store-write.ts): a client's
+// `timestamp` from 30 days before now (importing recent history) to 60 s after (clock skew).
+import { MESSAGE_TS_MAX_FUTURE_MS, MESSAGE_TS_MAX_PAST_MS } from '../core/store-write.js';
 import { ApiErrorCode } from '../errors.js';
 import { forbiddenKey } from '../protocol/forbidden-keys.js';
 import type { Replicator } from '../replication/replicator.js';
@@ -21,10 +24,6 @@ import { sendJson } from './http-server.js';
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
 
 const SENDERS = new Set(['customer', 'agent']);
-/** A client's `timestamp` may be this far before now (importing recent history)... */
-const TIMESTAMP_MAX_PAST_MS = 30 * 24 * 3600_000;
-/** ...and this far after it (clock skew): never far enough to push others out of the window. */
-const TIMESTAMP_MAX_FUTURE_MS = 60_000;
 
 class ApiError extends Error {
   constructor(
@@ -120,7 +119,7 @@ export class ConversationsApi {
       throw invalid('timestamp must be whole milliseconds since 1970');
     }
     const stamp = this.store.nextStamp();
-    if (given !== undefined && (given < stamp.wall - TIMESTAMP_MAX_PAST_MS || given > stamp.wall + TIMESTAMP_MAX_FUTURE_MS)) {
+    if (given !== undefined && (given < stamp.wall - MESSAGE_TS_MAX_PAST_MS || given > stamp.wall + MESSAGE_TS_MAX_FUTURE_MS)) {
       throw invalid('timestamp must be within 30 days before and 60 s after the server\'s clock');
     }
     const timestamp = given ?? stamp.wall;

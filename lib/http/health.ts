@@ -15,8 +15,8 @@ export interface HealthReport {
   store: { conversations: number; messages: number; tombstones: number };
   /** This process's memory, bytes; storeBytes: the store's own estimate, maxStoreBytes: MAX_STORE_BYTES. */
   memory: { rssBytes: number; heapUsedBytes: number; storeBytes: number; maxStoreBytes: number };
-  /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them). */
-  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
+  /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them), frames dropped as invalid. */
+  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number; invalid: number };
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
 }
 

@@ -97,6 +97,7 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
   counter('chatmesh_mesh_duplicates_total', 'Events from peers dropped as already seen.', () => m.duplicates);
   counter('chatmesh_mesh_forwarded_total', 'Events from peers forwarded to other peers (hops remaining).', () => m.forwarded);
   counter('chatmesh_mesh_forwards_skipped_total', 'Forwards not sent because the origin had already sent the event to that peer.', () => m.skippedForwards);
+  counter('chatmesh_mesh_invalid_frames_total', 'Frames from peers dropped because they failed validation (a peer that sends many is cut with 4007).', () => m.invalid);
   new Gauge({
     name: 'chatmesh_mesh_peers',
     help: 'Known peers by state: connecting (never linked yet), up, down (lost, being redialled), rejected.',

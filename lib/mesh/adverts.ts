@@ -4,7 +4,10 @@
  * forwarding an event to peers its origin is linked to, and presence uses the union to know
  * which nodes are reachable.
  */
-import { encodeEnvelopeHeader } from './envelope.js';
+import { encodeEnvelopeHeader, ID_PATTERN } from './envelope.js';
+
+/** The most ids an advertisement may hold: far more links than a mesh has, far fewer than a flood of invented ones. */
+export const MAX_ADVERT_IDS = 1024;
 
 export class Adverts {
   /** What each linked peer said it is linked to. */
@@ -15,7 +18,7 @@ export class Adverts {
     return Buffer.concat([encodeEnvelopeHeader({ t: 'links' }), Buffer.from(JSON.stringify([...linked]))]);
   }
 
-  /** Decodes an advertisement's payload; null if it is not an array of ids. */
+  /** Decodes an advertisement's payload; null if it is not an array of at most MAX_ADVERT_IDS node ids. */
   static decode(payload: Buffer): string[] | null {
     let ids: unknown;
     try {
@@ -23,7 +26,8 @@ export class Adverts {
     } catch {
       ids = null;
     }
-    return Array.isArray(ids) && ids.every((id) => typeof id === 'string') ? (ids as string[]) : null;
+    if (!Array.isArray(ids) || ids.length > MAX_ADVERT_IDS) return null;
+    return ids.every((id) => typeof id === 'string' && ID_PATTERN.test(id)) ? (ids as string[]) : null;
   }
 
   set(peer: string, ids: string[]): void {

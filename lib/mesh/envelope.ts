@@ -6,6 +6,9 @@
  */
 import { ID_PATTERN } from '../links/handshake-frames.js';
 
+/** What a node id (and an event id) looks like; the layers above check ids from peers with it. */
+export { ID_PATTERN };
+
 /**
  * Envelope headers after the handshake:
  * - `room`: a live room event (presence), flooded with dedupe and hops;
@@ -33,10 +36,13 @@ export interface FloodHeader {
   p?: PresenceMeta;
 }
 
+/** Both non-negative safe integers: a header with anything else in `p` is malformed. */
 export interface PresenceMeta {
   c: number;
   v: number;
 }
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 export interface AckHeader {
   t: 'ack';
   id: string;
@@ -82,8 +88,12 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
       if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
       if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;
       if (typeof h.r !== 'string' || h.r.length === 0) return null;
-      const p = h.p as Record<string, unknown> | undefined;
-      const presence = p && typeof p === 'object' && Number.isSafeInteger(p.c) && typeof p.v === 'number' ? { p: { c: p.c as number, v: p.v as number } } : {};
+      let presence = {};
+      if (h.p !== undefined) {
+        const p = h.p as Record<string, unknown> | null;
+        if (typeof p !== 'object' || p === null || !isCount(p.c) || !isCount(p.v)) return null;
+        presence = { p: { c: p.c, v: p.v } };
+      }
       return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}), ...presence }, payload };
     case 'ack':
       if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;

@@ -7,7 +7,10 @@ import { EventEmitter } from 'node:events';
 import hyperid from 'hyperid';
 import type { Logger } from '../log.js';
 import type { Link, Transport } from '../links/link.js';
+import { CloseCode } from '../errors.js';
+import { Adverts } from './adverts.js';
 import { decodeEnvelope, type PresenceMeta } from './envelope.js';
+import { InvalidFrames } from './invalid-frames.js';
 import { PeerTable, type PeerStatus, type PeerTableEvents, type PeerTableOptions } from './peer-table.js';
 import { Router, type RouterEvents, type RouterOptions, type WriteAcks } from './router.js';
 
@@ -21,19 +24,21 @@ export class Mesh extends EventEmitter<MeshEvents> {
   private readonly peers: PeerTable;
   private readonly router: Router;
   private readonly newId = hyperid({ urlSafe: true });
+  private readonly invalid: InvalidFrames;
   private closed = false;
 
   constructor(
     options: MeshOptions,
     transport: Transport,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     super();
     this.peers = new PeerTable(options, transport, this, { frame: (from, data) => this.onFrame(from, data), closed: (link) => this.router.linkClosed(link) }, log);
     this.router = new Router(options, this.peers, this);
+    this.invalid = new InvalidFrames(log);
   }
 
-  /** Counters for /health: room events and writes received, duplicates dropped, forwarded. */
+  /** Counters for /health: room events and writes received, duplicates dropped, forwarded, invalid frames. */
   get counters(): Router['counters'] {
     return this.router.counters;
   }
@@ -78,6 +83,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
     return this.router.sendSync(peerId, payload);
   }
 
+  /**
+   * A frame from this peer failed validation (`what` says how, for the log): it is counted
+   * and dropped; a `room` or `write` event reported while its handlers run is neither
+   * acknowledged nor forwarded. A peer that sends too many is cut with 4007 (invalid-frames.ts).
+   */
+  reportInvalid(peerId: string, what: string): void {
+    this.invalidFrom(this.peers.linkTo(peerId) ?? null, peerId, what);
+  }
+
   /** The peer table for /health. */
   status(): PeerStatus[] {
     return this.peers.status();
@@ -95,11 +109,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
 
   private onFrame(from: Link, data: Buffer): void {
     const envelope = decodeEnvelope(data);
-    if (!envelope) {
-      this.log.warn('dropping a malformed peer frame', { peer: from.id, bytes: data.length });
-      return;
-    }
-    if (envelope.header.t === 'links') this.peers.onAdvert(from, envelope.payload);
-    else this.router.onEnvelope(from, envelope.header, envelope.payload);
+    if (!envelope) return this.invalidFrom(from, from.id, `malformed envelope (${data.length} bytes)`);
+    if (envelope.header.t !== 'links') return this.router.onEnvelope(from, envelope.header, envelope.payload);
+    // Checked here too (the peer table only logs a bad one) so that it is counted.
+    if (!Adverts.decode(envelope.payload)) return this.invalidFrom(from, from.id, 'links advertisement');
+    this.peers.onAdvert(from, envelope.payload);
+  }
+
+  private invalidFrom(link: Link | null, peerId: string, what: string): void {
+    this.router.counters.invalid++;
+    this.router.reject();
+    if (this.invalid.report(peerId, what)) link?.close(CloseCode.InvalidFrames, 'too many invalid frames');
   }
 }

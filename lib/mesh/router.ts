@@ -26,10 +26,14 @@ export interface RouteTable {
 }
 
 export interface RouterEvents {
-  /** A room event to deliver to local members, once per event id (with presence metadata, if any). */
-  room: [room: string, payload: Buffer, origin: string, presence: PresenceMeta | undefined];
-  /** A store write from a peer, once per write id; acknowledged after the handlers ran. */
-  write: [room: string, payload: Buffer];
+  /** A room event to deliver to local members, once per event id (with presence metadata, if any; `from`: the link it came on). */
+  room: [room: string, payload: Buffer, origin: string, presence: PresenceMeta | undefined, from: string];
+  /**
+   * A store write from a peer (`from`: the link it came on; `origin`: the node that made it;
+   * `id`: the envelope's id), once per write id; acknowledged after the handlers ran, unless
+   * one of them rejected it.
+   */
+  write: [room: string, payload: Buffer, from: string, origin: string, id: string];
   /** A catch-up frame from one peer (link-local, never forwarded). */
   sync: [peerId: string, payload: Buffer];
 }
@@ -40,9 +44,12 @@ export interface WriteAcks {
 }
 
 export class Router {
-  /** Counters for /health: room events and writes received, duplicates dropped, forwarded. */
-  readonly counters = { received: 0, duplicates: 0, forwarded: 0, skippedForwards: 0 };
+  /** Counters for /health: room events and writes received, duplicates dropped, forwarded; frames that failed validation (counted by Mesh.reportInvalid). */
+  readonly counters = { received: 0, duplicates: 0, forwarded: 0, skippedForwards: 0, invalid: 0 };
   private readonly seen: SeenCache;
+  /** The id of the event whose handlers are running, and whether one of them rejected it. */
+  private handling: string | null = null;
+  private rejected = false;
   /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
   private readonly pendingAcks = new Map<string, { waiting: Set<Link>; done: () => void }>();
 
@@ -108,6 +115,11 @@ export class Router {
     }
   }
 
+  /** Called while a `room` or `write` event's handlers run: the event is invalid (see onFlood). */
+  reject(): void {
+    if (this.handling !== null) this.rejected = true;
+  }
+
   /** A link closed: a peer that is gone will not acknowledge, so stop waiting for it (catch-up repairs it later). */
   linkClosed(link: Link): void {
     for (const pending of [...this.pendingAcks.values()]) {
@@ -140,12 +152,19 @@ export class Router {
       if (header.t === 'w' && fromOrigin) this.sendAck(from, header.id);
       return;
     }
-    if (header.t === 'w') {
-      this.events.emit('write', header.r, payload);
-      if (fromOrigin) this.sendAck(from, header.id);
-    } else {
-      this.events.emit('room', header.r, payload, header.o, header.p);
+    // The handlers validate what they get and call reject() (through Mesh.reportInvalid) for
+    // anything invalid: that is not acknowledged, not forwarded (a peer must not be blamed for
+    // what another sent), and its id is forgotten, so a valid event with the same id still counts.
+    this.handling = header.id;
+    this.rejected = false;
+    if (header.t === 'w') this.events.emit('write', header.r, payload, from.id, header.o, header.id);
+    else this.events.emit('room', header.r, payload, header.o, header.p, from.id);
+    this.handling = null;
+    if (this.rejected) {
+      this.seen.delete(header.id);
+      return;
     }
+    if (header.t === 'w' && fromOrigin) this.sendAck(from, header.id);
     const hopsLeft = Math.min(header.h, MAX_HOP_LIMIT) - 1;
     if (hopsLeft <= 0 || this.table.size < 2) return;
     // The origin sent the event itself to every peer it is linked to: forwarding to those

@@ -28,6 +28,11 @@ export class SeenCache {
     return true;
   }
 
+  /** Forgets an id (an event that turned out invalid: a valid one with the same id is new). */
+  delete(id: string): void {
+    this.expiries.delete(id);
+  }
+
   has(id: string): boolean {
     const expiry = this.expiries.get(id);
     return expiry !== undefined && expiry > this.now();

@@ -6,11 +6,20 @@
  * `deliver`, and the joins and leaves this node works out itself through `change`.
  */
 import { EventEmitter } from 'node:events';
+import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
-import type { PresenceChange, PresenceSnapshot, PresenceTable } from '../core/presence-table.js';
+import { isPlausibleVersion, type PresenceChange, type PresenceSnapshot, type PresenceTable } from '../core/presence-table.js';
+import { isValidName } from '../core/store-write.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { decodeSnapshot, MAX_TABLES_PER_FRAME, SnapshotParts, snapshotFrames } from './presence-snapshots.js';
 import type { SyncChannel } from './sync-channel.js';
+
+/** maxNameLength: the bound of names from peers; maxPeerPayloadBytes: snapshot frames stay well under it. */
+export type ClusterPresenceOptions = Pick<ChatmeshOptions, 'maxNameLength' | 'maxPeerPayloadBytes'>;
+
+/** The most bytes of members in one snapshot frame: a quarter of the peer frame limit (a peer may be configured lower than us), at most 256 KiB. */
+const snapshotFrameBytes = (maxPeerPayloadBytes: number) => Math.min(256 * 1024, Math.floor(maxPeerPayloadBytes / 4));
 
 interface ClusterPresenceEvents {
   /** A join or leave this node worked out itself (a node became unreachable, or came back). */
@@ -20,21 +29,35 @@ interface ClusterPresenceEvents {
 }
 
 export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
+  private readonly parts: SnapshotParts;
+  private sequences = 0;
+
   constructor(
     readonly table: PresenceTable,
     private readonly mesh: Mesh,
     private readonly sync: SyncChannel,
+    private readonly options: ClusterPresenceOptions,
     private readonly log: Logger,
   ) {
     super();
+    this.parts = new SnapshotParts(options.maxNameLength);
     mesh.on('peer-up', this.onPeerUp);
+    mesh.on('peer-down', this.onPeerDown);
     mesh.on('topology', this.onTopology);
     mesh.on('room', this.onRoomEvent);
-    sync.handle({ presence: (peerId, tables) => this.onSnapshots(peerId, tables) });
+    sync.handle({
+      presence: (peerId, tables) => this.onSnapshots(peerId, tables),
+      presencePart: (peerId, part) => {
+        const whole = this.parts.add(peerId, part);
+        if (whole === 'invalid') this.mesh.reportInvalid(peerId, 'presence snapshot part');
+        else if (whole) this.applySnapshot(whole);
+      },
+    });
   }
 
   close(): void {
     this.mesh.off('peer-up', this.onPeerUp);
+    this.mesh.off('peer-down', this.onPeerDown);
     this.mesh.off('topology', this.onTopology);
     this.mesh.off('room', this.onRoomEvent);
   }
@@ -44,38 +67,55 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
     this.mesh.publish(room, this.mesh.nextId(), payload, meta);
   }
 
-  /** A room event from a peer: a presence event updates the table, unless stale; then local members hear it. */
-  private readonly onRoomEvent = (room: string, payload: Buffer, origin: string, meta: PresenceMeta | undefined): void => {
+  /**
+   * A room event from a peer: a presence event, checked like a client's join (names within
+   * MAX_NAME_LENGTH, the payload's room the envelope's, a plausible version). With presence
+   * metadata it updates the table, unless stale; then local members hear it.
+   */
+  private readonly onRoomEvent = (room: string, payload: Buffer, origin: string, meta: PresenceMeta | undefined, from: string): void => {
+    let event: Record<string, unknown> | null;
+    try {
+      event = JSON.parse(payload.toString());
+    } catch {
+      event = null;
+    }
+    const max = this.options.maxNameLength;
+    const valid =
+      typeof event === 'object' && event !== null && event.type === 'presence' && (event.event === 'join' || event.event === 'leave') &&
+      event.room === room && isValidName(room, max) && isValidName(event.user, max) && (!meta || isPlausibleVersion(meta.v));
+    if (!valid) return this.mesh.reportInvalid(from, `room event in ${JSON.stringify(room.slice(0, 64))}`);
     if (meta) {
-      let event: { event?: unknown; user?: unknown };
-      try {
-        event = JSON.parse(payload.toString());
-      } catch {
-        return;
-      }
-      if (typeof event.user !== 'string') return;
-      const applied = this.table.applyEvent(origin, meta.v, event.event === 'leave' ? 'leave' : 'join', { conn: meta.c, room, user: event.user });
+      const applied = this.table.applyEvent(origin, meta.v, event!.event as 'join' | 'leave', { conn: meta.c, room, user: event!.user as string });
       if (!applied) return; // stale: a snapshot already told us something newer
     }
     this.emit('deliver', room, payload);
   };
 
   private readonly onPeerUp = (peerId: string): void => {
-    this.sync.send(peerId, { k: 'presence', tables: this.table.snapshots() });
+    for (const frame of snapshotFrames(this.table.snapshots(), snapshotFrameBytes(this.options.maxPeerPayloadBytes), () => ++this.sequences)) {
+      this.sync.send(peerId, frame);
+    }
+  };
+
+  private readonly onPeerDown = (peerId: string): void => {
+    this.parts.forget(peerId);
   };
 
   private onSnapshots(peerId: string, tables: unknown[]): void {
-    const reachable = this.mesh.reachableNodes();
+    if (tables.length > MAX_TABLES_PER_FRAME) return this.mesh.reportInvalid(peerId, `presence snapshot of ${tables.length} tables`);
+    let invalid = 0;
     for (const value of tables) {
-      const snapshot = decodeSnapshot(value);
-      if (!snapshot) {
-        this.log.warn('dropping a malformed presence snapshot', { peer: peerId });
-        continue;
-      }
-      // A table of a node we cannot reach (the peer's view may be stale) is not taken.
-      if (!reachable.has(snapshot.origin)) continue;
-      for (const change of this.table.applySnapshot(snapshot)) this.emit('change', change);
+      const snapshot = decodeSnapshot(value, this.options.maxNameLength);
+      if (snapshot) this.applySnapshot(snapshot);
+      else invalid++;
     }
+    if (invalid > 0) this.mesh.reportInvalid(peerId, `presence snapshot: ${invalid} of ${tables.length} tables`);
+  }
+
+  private applySnapshot(snapshot: PresenceSnapshot): void {
+    // A table of a node we cannot reach (the peer's view may be stale) is not taken.
+    if (!this.mesh.reachableNodes().has(snapshot.origin)) return;
+    for (const change of this.table.applySnapshot(snapshot)) this.emit('change', change);
   }
 
   private readonly onTopology = (): void => {
@@ -87,16 +127,4 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
       for (const change of changes) this.emit('change', change);
     }
   };
-}
-
-function decodeSnapshot(value: unknown): PresenceSnapshot | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const v = value as Record<string, unknown>;
-  if (typeof v.origin !== 'string' || typeof v.version !== 'number' || !Array.isArray(v.members)) return null;
-  const members = [];
-  for (const m of v.members as Array<Record<string, unknown>>) {
-    if (typeof m?.conn !== 'number' || typeof m.room !== 'string' || typeof m.user !== 'string') return null;
-    members.push({ conn: m.conn, room: m.room, user: m.user });
-  }
-  return { origin: v.origin, version: v.version, members };
 }

@@ -16,13 +16,17 @@ import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ApplyResult, ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
-import { decodeWrite, isLiveWrite, writeId, type StoreWrite } from '../core/store-write.js';
+import { decodeWrite, isLiveWrite, isValidName, stampedBy, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
 import { CatchUpHold } from './catch-up-hold.js';
 
-/** replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of expired conversations are ignored. */
-export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs'> & {
+/**
+ * replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of
+ * expired conversations are ignored; maxNameLength, maxTextLength: the bounds of writes from
+ * peers (as of client frames); maxPeerPayloadBytes: catch-up frames stay well under it.
+ */
+export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs' | 'maxNameLength' | 'maxTextLength' | 'maxPeerPayloadBytes'> & {
   /** How often expired conversations and old tombstones are swept. */
   sweepIntervalMs: number;
 };
@@ -32,7 +36,7 @@ interface ReplicatorEvents {
   deliver: [room: string, payload: Buffer];
 }
 
-/** Summary entries per frame, and the most bytes of writes per `give` frame. */
+/** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
 const SUMMARY_PAGE = 1000;
 const GIVE_BYTES = 256 * 1024;
 
@@ -102,16 +106,18 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     return { result, replicated };
   }
 
-  private readonly onPeerWrite = (room: string, payload: Buffer): void => {
+  private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {
     let parsed: unknown;
     try {
       parsed = JSON.parse(payload.toString());
     } catch {
       parsed = null;
     }
-    const write = decodeWrite(parsed);
-    if (!write || write.room !== room) {
-      this.log.warn('dropping a malformed write from a peer', { room });
+    const write = decodeWrite(parsed, this.options);
+    // A write travels under its own id, from the node that stamped it: a peer cannot take the
+    // id of a write yet to come (the real one would be dropped as a duplicate).
+    if (!write || write.room !== room || writeId(write) !== id || stampedBy(id) !== origin) {
+      this.mesh.reportInvalid(from, `write to ${JSON.stringify(room.slice(0, 64))}`);
       return;
     }
     // The payload bytes are delivered as they came: the frame is never re-encoded.
@@ -123,6 +129,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     }
     if (this.isVisible(write)) this.hold.offer(room, payload);
   };
+
+  /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */
+  private frameBytes(): number {
+    return Math.min(GIVE_BYTES, Math.floor(this.options.maxPeerPayloadBytes / 4));
+  }
 
   /** A write members should see live: not a creation, and not a message already deleted. */
   private isVisible(write: StoreWrite): boolean {
@@ -138,10 +149,21 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   private sendSummary(peerId: string): void {
     const entries = this.store.summary();
-    for (let i = 0; i < entries.length || i === 0; i += SUMMARY_PAGE) {
-      const last = i + SUMMARY_PAGE >= entries.length;
-      this.sync.send(peerId, { k: 'sum', entries: entries.slice(i, i + SUMMARY_PAGE), ...(last ? { last: true as const } : {}) });
+    const maxBytes = this.frameBytes();
+    let page: SummaryEntry[] = [];
+    let bytes = 0;
+    for (const entry of entries) {
+      const size = Buffer.byteLength(JSON.stringify(entry)) + 1;
+      if (page.length > 0 && (page.length >= SUMMARY_PAGE || bytes + size > maxBytes)) {
+        this.sync.send(peerId, { k: 'sum', entries: page });
+        page = [];
+        bytes = 0;
+      }
+      page.push(entry);
+      bytes += size;
     }
+    // Sent even when empty: the peer learns we hold nothing, and `last` ends its hold.
+    this.sync.send(peerId, { k: 'sum', entries: page, last: true });
     this.counters.summariesSent++;
   }
 
@@ -158,8 +180,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   private onSummary(peerId: string, entries: SummaryEntry[], last: boolean): void {
     const now = Date.now();
+    let invalid = 0;
     for (const e of entries) {
-      if (typeof e?.c !== 'string' || typeof e.d !== 'string' || typeof e.a !== 'number') continue;
+      if (!isValidName(e?.c, this.options.maxNameLength) || typeof e.d !== 'string' || typeof e.a !== 'number') {
+        invalid++;
+        continue;
+      }
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
       if (this.store.digestOf(e.c) === e.d) continue;
       this.counters.wantsSent++;
@@ -167,15 +193,18 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       this.sync.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
     }
     if (last) this.hold.summarised(peerId);
+    if (invalid > 0) this.mesh.reportInvalid(peerId, `catch-up summary: ${invalid} of ${entries.length} entries`);
   }
 
   private onWant(peerId: string, room: string, ids: unknown[]): void {
+    if (!isValidName(room, this.options.maxNameLength)) return this.mesh.reportInvalid(peerId, 'catch-up want');
+    const maxBytes = this.frameBytes();
     const theirs = new Set(ids.filter((id): id is string => typeof id === 'string'));
     let batch: StoreWrite[] = [];
     let bytes = 0;
     for (const write of this.store.writesMissingFrom(room, theirs)) {
-      const size = JSON.stringify(write).length;
-      if (bytes + size > GIVE_BYTES && batch.length > 0) {
+      const size = Buffer.byteLength(JSON.stringify(write));
+      if (bytes + size > maxBytes && batch.length > 0) {
         this.sync.send(peerId, { k: 'give', writes: batch });
         batch = [];
         bytes = 0;
@@ -188,15 +217,21 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   }
 
   private onGive(peerId: string, writes: unknown[], room: string | undefined, last: boolean): void {
+    let invalid = 0;
     for (const value of writes) {
-      const write = decodeWrite(value);
-      if (!write) continue;
+      const write = decodeWrite(value, this.options);
+      if (!write) {
+        invalid++;
+        continue;
+      }
       if (this.store.apply(write, 'catch-up') !== 'applied') continue;
       this.counters.writesReceivedInCatchUp++;
       // Members here missed it while the link was down: they get it now, before anything
       // live that is held for this room (catch-up-hold.ts).
       if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));
     }
+    // The valid writes of the frame are kept; the frame counts once, however many were not.
+    if (invalid > 0) this.mesh.reportInvalid(peerId, `catch-up: ${invalid} of ${writes.length} writes`);
     if (last && room !== undefined) this.hold.given(peerId, room);
   }
 }

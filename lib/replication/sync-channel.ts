@@ -6,7 +6,7 @@
 import type { Logger } from '../log.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SummaryEntry } from '../core/conversation-store.js';
-import { decodeSyncFrame, encodeSyncFrame, type SyncFrame } from './sync-codec.js';
+import { decodeSyncFrame, encodeSyncFrame, type PresencePart, type SyncFrame } from './sync-codec.js';
 
 export interface SyncHandlers {
   summary(peerId: string, entries: SummaryEntry[], last: boolean): void;
@@ -15,6 +15,7 @@ export interface SyncHandlers {
   give(peerId: string, writes: unknown[], room: string | undefined, last: boolean): void;
   presence(peerId: string, tables: unknown[]): void;
   ask(peerId: string): void;
+  presencePart(peerId: string, part: PresencePart): void;
 }
 
 export class SyncChannel {
@@ -44,8 +45,10 @@ export class SyncChannel {
   private readonly onSync = (peerId: string, payload: Buffer): void => {
     const decoded = decodeSyncFrame(payload);
     if (!decoded.ok) {
-      if (decoded.problem === 'malformed') this.log.warn('dropping a malformed catch-up frame', { peer: peerId });
-      else if (decoded.problem === 'unknown') this.log.warn('dropping an unknown catch-up frame', { peer: peerId });
+      // An unknown kind may come from a newer node (in a rolling upgrade): dropped, not held
+      // against the peer, and logged at debug (one line per frame would flood the log).
+      if (decoded.problem === 'unknown') this.log.debug('dropping an unknown catch-up frame', { peer: peerId });
+      else this.mesh.reportInvalid(peerId, `${decoded.problem} catch-up frame`);
       return;
     }
     const frame = decoded.frame;
@@ -60,6 +63,8 @@ export class SyncChannel {
         return this.handlers.presence?.(peerId, frame.tables);
       case 'ask':
         return this.handlers.ask?.(peerId);
+      case 'presence-part':
+        return this.handlers.presencePart?.(peerId, frame);
     }
   };
 }

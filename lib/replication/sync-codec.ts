@@ -6,13 +6,19 @@
  *   {"k":"want","c":room,"ids":[…]}       the ids held for a conversation whose digest differs
  *   {"k":"give","writes":[…],"c":room,"last":true}  the writes the other side lacks, in
  *                                         frames; `c` and `last` on the final one
- * `last` and `c` came with catch-up holds (catch-up-hold.ts); a peer without them is still
- * understood (its holds end at their deadline), and older peers ignore them.
- *   {"k":"presence","tables":[…]}         every presence table the sender holds
+ *   {"k":"presence","tables":[…]}         whole presence tables the sender holds, as many as fit
+ *   {"k":"presence-part","id","n","last","origin","version","members":[…]}
+ *                                         part `n` of one table too big for a frame: the parts
+ *                                         of sequence `id` are applied together, once `last` came
+ *                                         (an older node drops this kind as unknown, link intact)
  *   {"k":"ask"}                           "send me your summary": after a link to a third
  *                                         node dropped, frames in flight on it are lost, and
  *                                         the peers still linked may hold them
- * One decoder for all of them; the SyncChannel switches on the result.
+ * `last` and `c` on sum and give came with catch-up holds (catch-up-hold.ts): a peer without
+ * them is still understood (its holds end at their deadline), and older peers ignore them.
+ * One decoder for all of them; the SyncChannel switches on the result. A kind it does not
+ * know is dropped without blame (a newer node may send it); a known kind of the wrong shape
+ * is invalid.
  */
 import type { SummaryEntry } from '../core/conversation-store.js';
 
@@ -21,7 +27,23 @@ export type SyncFrame =
   | { k: 'want'; c: string; ids: unknown[] }
   | { k: 'give'; writes: unknown[]; c?: string; last?: true }
   | { k: 'presence'; tables: unknown[] }
+  | PresencePart
   | { k: 'ask' };
+
+/** One part of a presence table sent in several frames (see presence-snapshots.ts). */
+export interface PresencePart {
+  k: 'presence-part';
+  /** The sequence: one per table sent, unique per sender and link. */
+  id: number;
+  /** The part's place in the sequence, from 0. */
+  n: number;
+  last: boolean;
+  origin: string;
+  version: number;
+  members: unknown[];
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 export type SyncDecoded =
   | { ok: true; frame: SyncFrame }
@@ -52,7 +74,13 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
       return Array.isArray(value.tables) ? { ok: true, frame: { k: 'presence', tables: value.tables } } : invalid;
     case 'ask':
       return { ok: true, frame: { k: 'ask' } };
+    case 'presence-part': {
+      const { id, n, last, origin, version, members } = value;
+      if (!isCount(id) || !isCount(n) || typeof last !== 'boolean' || typeof origin !== 'string' || !isCount(version) || !Array.isArray(members)) return invalid;
+      return { ok: true, frame: { k: 'presence-part', id, n, last, origin, version, members } };
+    }
     default:
-      return { ok: false, problem: 'unknown' };
+      // A kind this version does not know (a newer node's); anything without a kind is malformed.
+      return typeof value?.k === 'string' ? { ok: false, problem: 'unknown' } : { ok: false, problem: 'malformed' };
   }
 }

@@ -51,7 +51,7 @@ export interface Health {
   connections: number;
   rooms: number;
   store: { conversations: number; messages: number; tombstones: number };
-  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number };
+  mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number; invalid: number };
   memory: { rssBytes: number; heapUsedBytes: number };
   peers: PeerRow[];
 }

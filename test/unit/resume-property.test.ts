@@ -61,7 +61,7 @@ function makeNode(network: MemoryNetwork, id: string, port: number): Node {
   );
   const store = new ConversationStore({ conversationTtlMs: 3600_000, maxMessagesPerConversation: 100_000, maxConversations: 100, maxStoreBytes: Number.MAX_SAFE_INTEGER }, id);
   const sync = new SyncChannel(mesh, silent);
-  const replicator = new Replicator(store, mesh, sync, { replicationAckTimeoutMs: 50, conversationTtlMs: 3600_000, sweepIntervalMs: 60_000 }, silent);
+  const replicator = new Replicator(store, mesh, sync, { replicationAckTimeoutMs: 50, conversationTtlMs: 3600_000, sweepIntervalMs: 60_000, maxNameLength: 128, maxTextLength: 8000, maxPeerPayloadBytes: 1024 * 1024 }, silent);
   return { id, transport, mesh, store, replicator, sync };
 }
 
