@@ -173,7 +173,10 @@ function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Sessi
   };
   const onError = (err: Error) => {
     if (finished) return;
-    ws.terminate();
+    // ws may have begun a close of its own (1009 for a frame over the limit): let that frame
+    // go out, and cut the socket a moment later if the peer does not answer it.
+    if (ws.readyState === ws.CLOSING) setTimeout(() => ws.terminate(), 1000).unref();
+    else ws.terminate();
     finish(new HandshakeError(CloseCode.HandshakeFailed, err.message, false, lastClaimed));
   };
   const timer = setTimeout(() => session.fail(CloseCode.HandshakeFailed, 'handshake timed out'), ctx.timeoutMs);
