@@ -27,14 +27,14 @@ afterEach(async () => {
 });
 
 /** Sends a raw HTTP upgrade to /_mesh and returns the status line. */
-async function meshUpgradeStatus(instance: Instance, extraHeaders: string[] = []): Promise<string> {
-  const socket = net.connect(instance.port, '127.0.0.1');
+async function meshUpgradeStatus(instance: Instance, extraHeaders: string[] = [], port = instance.port): Promise<string> {
+  const socket = net.connect(port, '127.0.0.1');
   socket.on('error', () => {});
   await once(socket, 'connect');
   socket.write(
     [
       'GET /_mesh HTTP/1.1',
-      `Host: 127.0.0.1:${instance.port}`,
+      `Host: 127.0.0.1:${port}`,
       'Upgrade: websocket',
       'Connection: Upgrade',
       'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
@@ -88,6 +88,40 @@ describe('hostile peers: /_mesh is not a door for web pages', function () {
     peer.send('x'.repeat(64 * 1024));
     const [code] = (await withTimeout(closed, 3000, 'the close after a big pre-auth frame')) as [number];
     expect(code).to.equal(1009);
+    expect((await a.health()).status).to.equal(200);
+  });
+  it('the same on a separate MESH_PORT: an Origin gets 403, a big frame before the handshake 1009', async () => {
+    const meshPort = await freePort();
+    const a = await Instance.start({ env: { MESH_PORT: String(meshPort) } });
+    expect(await meshUpgradeStatus(a, ['Origin: http://evil.example'], meshPort)).to.match(/^HTTP\/1.1 403/);
+    expect(await meshUpgradeStatus(a, [], meshPort)).to.match(/^HTTP\/1.1 101/);
+    const peer = new (await import('ws')).WebSocket(`ws://127.0.0.1:${meshPort}/_mesh`, 'chatmesh.v1', { perMessageDeflate: false });
+    peer.on('error', () => {});
+    await once(peer, 'open');
+    const closed = once(peer, 'close');
+    peer.send('x'.repeat(64 * 1024));
+    const [code] = (await withTimeout(closed, 3000, 'the close after a big pre-auth frame')) as [number];
+    expect(code).to.equal(1009);
+    expect((await a.health()).status).to.equal(200);
+  });
+
+  it('a dialled link holds the acceptor to the small limit too, until the handshake completes', async () => {
+    const port = await freePort();
+    const server = http.createServer();
+    servers.push(server);
+    const wss = new WebSocketServer({ server, handleProtocols: () => 'chatmesh.v1' });
+    const codes: number[] = [];
+    // A fake acceptor that answers the hello with 64 KiB instead of a welcome.
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {});
+      ws.on('close', (code) => codes.push(code));
+      ws.once('message', () => ws.send('x'.repeat(64 * 1024)));
+    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    const a = await Instance.start({ env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${port}` } });
+    await poll(() => codes.length > 0, { what: 'the dialer to close the link' });
+    expect(codes[0]).to.equal(1009);
     expect((await a.health()).status).to.equal(200);
   });
 });
