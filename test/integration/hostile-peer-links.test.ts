@@ -136,13 +136,25 @@ describe('hostile peers: the secret cannot be guessed offline, and must be long'
     const texts: string[] = [];
     ws.on('message', (d) => texts.push(d.toString()));
     await once(ws, 'open');
-    const { PEER_PROTOCOL_VERSION } = await import('../../lib/links/handshake-frames.js');
-    ws.send(JSON.stringify({ t: 'hello', v: PEER_PROTOCOL_VERSION, id: 'guesser', inc: 'i', port: 1, nonce: 'chosen-nonce' }));
+    const { DIALER_FIRST, PEER_PROTOCOL_VERSION } = await import('../../lib/links/handshake-frames.js');
+    // A hello as a current dialer sends it: `df`, the dialer proves first.
+    ws.send(JSON.stringify({ t: 'hello', v: PEER_PROTOCOL_VERSION, id: 'guesser', inc: 'i', port: 1, nonce: 'chosen-nonce', df: DIALER_FIRST }));
     await poll(() => texts.length > 0, { what: 'the welcome' });
     const welcome = JSON.parse(texts[0]) as Record<string, unknown>;
     expect(welcome.t).to.equal('welcome');
     expect(welcome.proof ?? '', 'a proof over our chosen nonce, before we proved anything').to.equal('');
     ws.terminate();
+    // A hello of the previous version (no `df`) asks the acceptor to prove first: refused, nothing sent.
+    const old = new (await import('ws')).WebSocket(`${a.url}/_mesh`, 'chatmesh.v1', { perMessageDeflate: false });
+    old.on('error', () => {});
+    const oldTexts: string[] = [];
+    old.on('message', (d) => oldTexts.push(d.toString()));
+    await once(old, 'open');
+    const closed = once(old, 'close');
+    old.send(JSON.stringify({ t: 'hello', v: PEER_PROTOCOL_VERSION, id: 'guesser', inc: 'i', port: 1, nonce: 'chosen-nonce' }));
+    const [code] = (await withTimeout(closed, 3000, 'the refusal of an old hello')) as [number];
+    expect(code).to.equal(4005);
+    expect(oldTexts, 'frames sent to an old hello').to.deep.equal([]);
   });
 
   it('refuses to start with a MESH_SECRET shorter than 16 characters, naming the variable', async () => {
