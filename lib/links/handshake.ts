@@ -25,6 +25,12 @@ export interface HandshakeContext {
   meshPort: number;
   secret: string | undefined;
   timeoutMs: number;
+  /**
+   * The nonces of this node's dials under way, true once this node's own acceptor got that
+   * hello: then the 4004 the dial gets is this node's own finding (it dialled itself), not
+   * a peer's word. Only such a finding drops a dial target for good.
+   */
+  ownDials: Map<string, boolean>;
 }
 
 export interface PeerIdentity {
@@ -39,7 +45,10 @@ export class HandshakeError extends Error {
     /** CloseCode (or a ws close code the peer sent). */
     readonly closeCode: number,
     message: string,
-    /** True when the peer refused us; false when we refused the peer or the transport failed. */
+    /**
+     * True when the peer refused us; false when we refused the peer or the transport failed.
+     * For CloseCode.Self: false only when this node found that it dialled itself.
+     */
     readonly byPeer: boolean,
     /** What the peer said of itself before the failure, if anything. */
     readonly claimed?: { id?: string; port?: number },
@@ -55,7 +64,17 @@ export type HandshakeDone = (err: HandshakeError | null, peer?: PeerIdentity) =>
 export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): void {
   const nonce = newNonce();
   let welcome: WelcomeFrame | null = null;
-  const session = guard(ws, ctx, done);
+  ctx.ownDials.set(nonce, false);
+  const session = guard(ws, ctx, (err, peer) => {
+    const reachedItself = ctx.ownDials.get(nonce) === true;
+    ctx.ownDials.delete(nonce);
+    // A 4004 is this node's finding (byPeer false) only when its own acceptor got this very
+    // hello; a close with 4004, or a welcome with our id, from anything else is the peer's word.
+    if (err?.closeCode === CloseCode.Self && err.byPeer === reachedItself) {
+      return done(new HandshakeError(CloseCode.Self, err.message, !reachedItself, err.claimed));
+    }
+    done(err, peer);
+  });
 
   const sendHello = () => {
     const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce, df: DIALER_FIRST };
@@ -73,7 +92,7 @@ export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: Hand
       const w = decodeHandshake<WelcomeFrame>(text, 'welcome');
       if (!w) return session.fail(CloseCode.HandshakeFailed, 'expected a welcome frame');
       if (w.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${w.v}, not ${PEER_PROTOCOL_VERSION}`);
-      if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself');
+      if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'the peer claims this node\'s own id');
       session.claim({ id: w.id });
       // An acceptor of the previous version proves itself first: check it before proving ourselves.
       if (w.df !== DIALER_FIRST && !acceptorProved(w.proof, w.id)) {
@@ -113,7 +132,11 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
       // Remembered from here on, so a refusal by either side can name the peer.
       session.claim(claimed);
       if (h.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${h.v}, not ${PEER_PROTOCOL_VERSION}`, claimed);
-      if (h.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
+      if (h.id === ctx.nodeId) {
+        // Our own dial (this node reached itself), or someone claiming our id: either way, 4004.
+        if (ctx.ownDials.has(h.nonce)) ctx.ownDials.set(h.nonce, true);
+        return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
+      }
       if (!allowed) return session.fail(CloseCode.Rejected, 'MESH_SECRET is not set: only peers on loopback are accepted', claimed);
       const dialerFirst = h.df === DIALER_FIRST;
       // Proving first to whoever connects would hand out an HMAC over a nonce they chose, to

@@ -37,6 +37,7 @@ export class WsTransport implements Transport {
       meshPort: options.meshPort,
       secret: options.meshSecret,
       timeoutMs: options.peerHandshakeTimeoutMs,
+      ownDials: new Map(),
     };
     this.link = { heartbeatMs: options.peerHeartbeatMs, timeoutMs: options.peerTimeoutMs, maxBufferedBytes: options.maxPeerBufferBytes };
     this.listener = new Listener(this.handshake, this.link, { maxPayloadBytes: options.maxPeerPayloadBytes, maxConnections: options.maxMeshConnections });

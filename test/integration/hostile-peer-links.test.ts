@@ -216,5 +216,51 @@ describe('hostile peers: node ids and addresses cannot be taken over', function 
     const row = (await a.health()).body.peers.find((p) => p.address === `ws://127.0.0.1:${port}`);
     expect(row?.state).to.equal('up');
   });
-});
 
+  it('an address this node finds to be itself (its own acceptor got its own hello) is still dropped', async () => {
+    const port = await freePort();
+    // A TCP proxy: its address reaches this node, which cannot know that from the address.
+    const proxy = net.createServer((inbound) => {
+      const outbound = net.connect(port, '127.0.0.1');
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+      inbound.pipe(outbound).pipe(inbound);
+    });
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    try {
+      const proxyPort = (proxy.address() as net.AddressInfo).port;
+      const a = await Instance.start({ port, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${proxyPort}` } });
+      await a.waitForLog((l) => l.msg === 'ignoring a peer address that is this node itself', 5000, 'the self address dropped');
+      expect((await a.health()).body.peers).to.deep.equal([]);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a welcome claiming this node\'s own id does not remove a dial target for good either', async () => {
+    const port = await freePort();
+    const server = http.createServer();
+    servers.push(server);
+    const wss = new WebSocketServer({ server, handleProtocols: () => 'chatmesh.v1' });
+    let nodeId = '';
+    // A fake acceptor that answers with the dialer's own id.
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {});
+      ws.once('message', (d) => {
+        nodeId = String((JSON.parse(d.toString()) as { id: string }).id);
+        ws.send(JSON.stringify({ t: 'welcome', v: 1, id: nodeId, inc: 'copy', nonce: 'n', df: 1 }));
+      });
+    });
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    const a = await Instance.start({ env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${port}`, PEER_REDIAL_BASE_MS: '50', PEER_REDIAL_MAX_MS: '200' } });
+    const row = await a.waitForPeer((p) => p.address === `ws://127.0.0.1:${port}` && p.state === 'rejected', 5000, 'the fake shown rejected');
+    expect(row.reason).to.match(/own id/);
+    server.closeAllConnections();
+    server.close();
+    await once(server, 'close');
+    const b = await Instance.start({ port });
+    await a.waitForPeersUp([b.nodeId], 10_000);
+  });
+});
