@@ -15,7 +15,7 @@ import { Adverts } from './adverts.js';
 import { onHandshakeFailed, type FailureTarget } from './handshake-failures.js';
 import { PeerRows } from './peer-rows.js';
 import { setState, statusRow, type PeerEntry, type PeerStatus } from './peer-status.js';
-import { ID_IN_USE, Retired, tieBreak } from './tie-break.js';
+import { Retired, idInUse, tieBreak } from './tie-break.js';
 
 export type { PeerState, PeerStatus } from './peer-status.js';
 
@@ -189,8 +189,9 @@ export class PeerTable implements FailureTarget {
         case 'refuse-new':
           // An impostor, a misconfigured NODE_ID, or a restart before the old link was seen to
           // go: the live link keeps the id, the newcomer is refused (and may retry).
-          this.log.warn('peer rejected', { direction, address, peer: id, by: 'us', reason: ID_IN_USE, linkedAt: existing.address });
-          link.close(CloseCode.Rejected, ID_IN_USE);
+          const reason = idInUse(existing.address, address);
+          this.log.warn('peer rejected', { direction, address, peer: id, by: 'us', reason, linkedAt: existing.address });
+          link.close(CloseCode.Rejected, reason);
           return;
         case 'replace-old':
           this.log.info('peer restarted with the same id: replacing its old link', { peer: id, silentForMs: Date.now() - existing.lastSeen });

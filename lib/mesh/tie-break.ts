@@ -15,8 +15,10 @@ export type TieBreak =
   /** Both sides dialled at once and the old link was dialled by the smaller id (or the same): it stays. */
   | 'retire-new';
 
-/** Why a newcomer claiming the id of a live link is refused. */
-export const ID_IN_USE = 'node id already linked, and that link is alive';
+/** Why a newcomer claiming the id of a live link is refused (from another address, or the same one). */
+export function idInUse(existingAddress: string, address: string): string {
+  return existingAddress === address ? 'node id already linked, and that link is alive' : 'node id already linked from another address';
+}
 
 /**
  * A new incarnation never replaces a live link (heard from within the peer timeout), from
