@@ -18,6 +18,7 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   MESH_HOPS: ['hopLimit', 'int'],
   MAX_PAYLOAD_BYTES: ['maxPayloadBytes', 'int'],
   MAX_PEER_PAYLOAD_BYTES: ['maxPeerPayloadBytes', 'int'],
+  MAX_MESH_CONNECTIONS: ['maxMeshConnections', 'int'],
   MAX_TEXT_LENGTH: ['maxTextLength', 'int'],
   MAX_NAME_LENGTH: ['maxNameLength', 'int'],
   MAX_ROOMS_PER_CONNECTION: ['maxRoomsPerConnection', 'int'],

@@ -23,14 +23,16 @@ export interface ChatmeshOptions {
   discovery: DiscoveryMode;
   /** Static peer addresses (ws://host:port), from `PEERS` and `PEERS_FILE`. */
   peers: string[];
-  /** Shared secret for peer authentication; without it only loopback peers are accepted. `MESH_SECRET`. */
+  /** Shared secret for peer authentication (at least 16 characters); without it only loopback peers are accepted. `MESH_SECRET`. */
   meshSecret: string | undefined;
   /** How many peer-to-peer transmissions a room event may make. `MESH_HOPS`. @default 2 */
   hopLimit: number;
   /** Largest client frame; larger ones close the connection with 1009. `MAX_PAYLOAD_BYTES`. @default 65536 */
   maxPayloadBytes: number;
-  /** Largest peer frame. `MAX_PEER_PAYLOAD_BYTES`. @default 1 MiB */
+  /** Largest peer frame once the handshake is done (before it: 4 KiB). `MAX_PEER_PAYLOAD_BYTES`. @default 1 MiB */
   maxPeerPayloadBytes: number;
+  /** Inbound peer connections (handshakes under way and links); more get HTTP 503. `MAX_MESH_CONNECTIONS`. @default 256 */
+  maxMeshConnections: number;
   /** Longest message text, in characters. `MAX_TEXT_LENGTH`. @default 8000 */
   maxTextLength: number;
   /** Longest room or user name, in characters. `MAX_NAME_LENGTH`. @default 128 */
@@ -135,6 +137,7 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   hopLimit: 2,
   maxPayloadBytes: 64 * 1024,
   maxPeerPayloadBytes: 1024 * 1024,
+  maxMeshConnections: 256,
   maxTextLength: 8000,
   maxNameLength: 128,
   maxRoomsPerConnection: 100,
@@ -182,6 +185,9 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   logLevel: 'info',
 });
 
+/** The shortest MESH_SECRET accepted. */
+export const MIN_MESH_SECRET_LENGTH = 16;
+
 /** Hop limits above this are clamped, whatever a peer sends. */
 export const MAX_HOP_LIMIT = 16;
 
@@ -202,7 +208,7 @@ const POSITIVE_INTEGERS = [
   'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations', 'maxStoreBytes', 'newConversationsPerMin', 'maxNewConversationsPerConnection',
   'maxReplyBytes', 'maxUnsentBytes',
   'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'clientWriteDeadlineMs', 'maxClientBufferHardBytes', 'rateLimitPerSec', 'rateLimitBurst',
-  'rateLimitStrikes', 'maxConnections',
+  'rateLimitStrikes', 'maxConnections', 'maxMeshConnections',
 ] as const;
 
 /** Merges options over the defaults and checks them; throws ConfigError (naming the option) on a bad value. */
@@ -235,8 +241,8 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.redialMaxMs < merged.redialBaseMs) {
     throw new ConfigError('redialMaxMs', 'must not be smaller than redialBaseMs');
   }
-  if (merged.meshSecret !== undefined && merged.meshSecret.length < 8) {
-    throw new ConfigError('meshSecret', 'must be at least 8 characters');
+  if (merged.meshSecret !== undefined && merged.meshSecret.length < MIN_MESH_SECRET_LENGTH) {
+    throw new ConfigError('meshSecret', `must be at least ${MIN_MESH_SECRET_LENGTH} characters (a proof of it can be guessed at offline: make it long and random)`);
   }
   merged.peers = merged.peers.map((p) => normalizePeerUrl(p, 'peers'));
   return merged;

@@ -1,15 +1,25 @@
 /**
- * The peer handshake on the wire (server to server). JSON frames, dialer first:
- *   dialer   → {"t":"hello","v":1,"id","inc","port","nonce"}
- *   acceptor → {"t":"welcome","v":1,"id","inc","nonce","proof"}   proof answers the dialer's nonce
- *   dialer   → {"t":"auth","proof"}                                proof answers the acceptor's nonce
- *   acceptor → {"t":"ready"}
+ * The peer handshake on the wire (server to server). JSON frames; the dialer proves it knows
+ * MESH_SECRET first, so a stranger that connects gets no proof to guess the secret from:
+ *   dialer   → {"t":"hello","v":1,"id","inc","port","nonce","df":1}
+ *   acceptor → {"t":"welcome","v":1,"id","inc","nonce","df":1}      no proof yet
+ *   dialer   → {"t":"auth","proof"}                                 proof answers the acceptor's nonce
+ *   acceptor → {"t":"ready","proof"}                                proof answers the dialer's nonce
+ * `df` ("dialer first") is a capability of protocol 1, so nodes of both kinds link during a
+ * rolling upgrade. The previous order, without `df`, had the acceptor prove first:
+ *   dialer → hello (no df); acceptor → welcome with "proof"; dialer → auth; acceptor → {"t":"ready"}
+ * A node still speaks it as the dialer, to an acceptor whose welcome has no `df` (it checks
+ * that proof before sending its own); as the acceptor, it answers a hello without `df` the old
+ * way only when no MESH_SECRET is set (no proofs at all), and refuses it otherwise (4005).
  * A refusal is a close with a CloseCode (Rejected, VersionMismatch, Self, ...) and a reason.
  * After the handshake every frame on the link is a mesh envelope (lib/mesh/envelope.ts).
  */
 export const PEER_PROTOCOL_VERSION = 1;
 export const MESH_PATH = '/_mesh';
 export const MESH_SUBPROTOCOL = 'chatmesh.v1';
+
+/** The value of `df` in a hello or welcome from a node that speaks the dialer-first order. */
+export const DIALER_FIRST = 1;
 
 export interface HelloFrame {
   t: 'hello';
@@ -18,6 +28,8 @@ export interface HelloFrame {
   inc: string;
   port: number;
   nonce: string;
+  /** DIALER_FIRST from a dialer that proves first; absent from one of the previous version. */
+  df?: number;
 }
 export interface WelcomeFrame {
   t: 'welcome';
@@ -25,7 +37,10 @@ export interface WelcomeFrame {
   id: string;
   inc: string;
   nonce: string;
-  proof: string;
+  /** DIALER_FIRST when answering a hello with `df`: then no proof. */
+  df?: number;
+  /** The previous order only: the acceptor's proof, sent before the dialer's. */
+  proof?: string;
 }
 export interface AuthFrame {
   t: 'auth';
@@ -33,6 +48,8 @@ export interface AuthFrame {
 }
 export interface ReadyFrame {
   t: 'ready';
+  /** Dialer-first order: the acceptor's proof, sent once the dialer proved itself. */
+  proof?: string;
 }
 
 /** What a node id or a message id may look like on the peer protocol. */
@@ -60,12 +77,14 @@ export function decodeHandshake<T extends HelloFrame | WelcomeFrame | AuthFrame 
       if (v.port < 1 || v.port > 65535) return null;
       return v as unknown as T;
     case 'welcome':
-      if (!str('id') || !ID_PATTERN.test(v.id as string) || !str('inc') || !str('nonce') || !str('proof')) return null;
+      if (!str('id') || !ID_PATTERN.test(v.id as string) || !str('inc') || !str('nonce')) return null;
+      // The previous order always carries a proof (empty without a secret); dialer-first never needs one.
+      if ((v.df !== DIALER_FIRST || v.proof !== undefined) && !str('proof')) return null;
       if (typeof v.v !== 'number') return null;
       return v as unknown as T;
     case 'auth':
       return str('proof') ? (v as unknown as T) : null;
     default:
-      return v as unknown as T;
+      return v.proof === undefined || str('proof') ? (v as unknown as T) : null;
   }
 }

@@ -9,6 +9,7 @@ import type { WebSocket, RawData } from 'ws';
 import { CloseCode } from '../errors.js';
 import { newNonce, proofFor, proofMatches } from './auth.js';
 import {
+  DIALER_FIRST,
   PEER_PROTOCOL_VERSION,
   decodeHandshake,
   type AuthFrame,
@@ -24,6 +25,12 @@ export interface HandshakeContext {
   meshPort: number;
   secret: string | undefined;
   timeoutMs: number;
+  /**
+   * The nonces of this node's dials under way, true once this node's own acceptor got that
+   * hello: then the 4004 the dial gets is this node's own finding (it dialled itself), not
+   * a peer's word. Only such a finding drops a dial target for good.
+   */
+  ownDials: Map<string, boolean>;
 }
 
 export interface PeerIdentity {
@@ -38,7 +45,10 @@ export class HandshakeError extends Error {
     /** CloseCode (or a ws close code the peer sent). */
     readonly closeCode: number,
     message: string,
-    /** True when the peer refused us; false when we refused the peer or the transport failed. */
+    /**
+     * True when the peer refused us; false when we refused the peer or the transport failed.
+     * For CloseCode.Self: false only when this node found that it dialled itself.
+     */
     readonly byPeer: boolean,
     /** What the peer said of itself before the failure, if anything. */
     readonly claimed?: { id?: string; port?: number },
@@ -54,23 +64,38 @@ export type HandshakeDone = (err: HandshakeError | null, peer?: PeerIdentity) =>
 export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): void {
   const nonce = newNonce();
   let welcome: WelcomeFrame | null = null;
-  const session = guard(ws, ctx, done);
+  ctx.ownDials.set(nonce, false);
+  const session = guard(ws, ctx, (err, peer) => {
+    const reachedItself = ctx.ownDials.get(nonce) === true;
+    ctx.ownDials.delete(nonce);
+    // A 4004 is this node's finding (byPeer false) only when its own acceptor got this very
+    // hello; a close with 4004, or a welcome with our id, from anything else is the peer's word.
+    if (err?.closeCode === CloseCode.Self && err.byPeer === reachedItself) {
+      return done(new HandshakeError(CloseCode.Self, err.message, !reachedItself, err.claimed));
+    }
+    done(err, peer);
+  });
 
   const sendHello = () => {
-    const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce };
+    const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce, df: DIALER_FIRST };
     ws.send(JSON.stringify(hello));
   };
   if (ws.readyState === ws.OPEN) sendHello();
   else ws.once('open', sendHello);
+
+  /** Does `proof` answer our nonce as the acceptor `acceptorId` would, knowing the secret? */
+  const acceptorProved = (proof: string | undefined, acceptorId: string) =>
+    ctx.secret === undefined || proofMatches(proofFor(ctx.secret, 'acceptor', nonce, acceptorId, ctx.nodeId), proof ?? '');
 
   session.onFrame = (text) => {
     if (welcome === null) {
       const w = decodeHandshake<WelcomeFrame>(text, 'welcome');
       if (!w) return session.fail(CloseCode.HandshakeFailed, 'expected a welcome frame');
       if (w.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${w.v}, not ${PEER_PROTOCOL_VERSION}`);
-      if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself');
+      if (w.id === ctx.nodeId) return session.fail(CloseCode.Self, 'the peer claims this node\'s own id');
       session.claim({ id: w.id });
-      if (ctx.secret !== undefined && !proofMatches(proofFor(ctx.secret, 'acceptor', nonce, w.id, ctx.nodeId), w.proof)) {
+      // An acceptor of the previous version proves itself first: check it before proving ourselves.
+      if (w.df !== DIALER_FIRST && !acceptorProved(w.proof, w.id)) {
         return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)');
       }
       welcome = w;
@@ -78,10 +103,17 @@ export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: Hand
       ws.send(JSON.stringify(auth));
       return;
     }
-    if (!decodeHandshake<ReadyFrame>(text, 'ready')) return session.fail(CloseCode.HandshakeFailed, 'expected a ready frame');
+    const ready = decodeHandshake<ReadyFrame>(text, 'ready');
+    if (!ready) return session.fail(CloseCode.HandshakeFailed, 'expected a ready frame');
+    if (welcome.df === DIALER_FIRST && !acceptorProved(ready.proof, welcome.id)) {
+      return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)');
+    }
     session.succeed({ id: welcome.id, incarnation: welcome.inc, port: 0 });
   };
 }
+
+/** Why a dialer of the previous version is refused when MESH_SECRET is set (at most 123 bytes). */
+export const OLD_DIALER_REFUSED = 'old handshake (acceptor proves first) refused as MESH_SECRET is set: upgrade the dialer (our own dials still link)';
 
 /**
  * Runs the acceptor's side. `allowed` is false when the connection may not become a link
@@ -100,17 +132,19 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
       // Remembered from here on, so a refusal by either side can name the peer.
       session.claim(claimed);
       if (h.v !== PEER_PROTOCOL_VERSION) return session.fail(CloseCode.VersionMismatch, `peer speaks protocol ${h.v}, not ${PEER_PROTOCOL_VERSION}`, claimed);
-      if (h.id === ctx.nodeId) return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
+      if (h.id === ctx.nodeId) {
+        // Our own dial (this node reached itself), or someone claiming our id: either way, 4004.
+        if (ctx.ownDials.has(h.nonce)) ctx.ownDials.set(h.nonce, true);
+        return session.fail(CloseCode.Self, 'this address is this node itself', claimed);
+      }
       if (!allowed) return session.fail(CloseCode.Rejected, 'MESH_SECRET is not set: only peers on loopback are accepted', claimed);
+      const dialerFirst = h.df === DIALER_FIRST;
+      // Proving first to whoever connects would hand out an HMAC over a nonce they chose, to
+      // guess the secret from offline. Without a secret there are no proofs: the old order is safe.
+      if (!dialerFirst && ctx.secret !== undefined) return session.fail(CloseCode.VersionMismatch, OLD_DIALER_REFUSED, claimed);
       hello = h;
-      const welcome: WelcomeFrame = {
-        t: 'welcome',
-        v: PEER_PROTOCOL_VERSION,
-        id: ctx.nodeId,
-        inc: ctx.incarnation,
-        nonce,
-        proof: proofFor(ctx.secret, 'acceptor', h.nonce, ctx.nodeId, h.id),
-      };
+      const base = { t: 'welcome', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, nonce } as const;
+      const welcome: WelcomeFrame = dialerFirst ? { ...base, df: DIALER_FIRST } : { ...base, proof: '' };
       ws.send(JSON.stringify(welcome));
       return;
     }
@@ -120,7 +154,8 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
     if (ctx.secret !== undefined && !proofMatches(proofFor(ctx.secret, 'dialer', nonce, hello.id, ctx.nodeId), auth.proof)) {
       return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)', claimed);
     }
-    const ready: ReadyFrame = { t: 'ready' };
+    // The dialer proved itself: now prove ourselves, over its nonce (the previous order: nothing more).
+    const ready: ReadyFrame = hello.df === DIALER_FIRST ? { t: 'ready', proof: proofFor(ctx.secret, 'acceptor', hello.nonce, ctx.nodeId, hello.id) } : { t: 'ready' };
     ws.send(JSON.stringify(ready));
     session.succeed({ id: hello.id, incarnation: hello.inc, port: hello.port });
   };
@@ -173,7 +208,10 @@ function guard(ws: WebSocket, ctx: HandshakeContext, done: HandshakeDone): Sessi
   };
   const onError = (err: Error) => {
     if (finished) return;
-    ws.terminate();
+    // ws may have begun a close of its own (1009 for a frame over the limit): let that frame
+    // go out, and cut the socket a moment later if the peer does not answer it.
+    if (ws.readyState === ws.CLOSING) setTimeout(() => ws.terminate(), 1000).unref();
+    else ws.terminate();
     finish(new HandshakeError(CloseCode.HandshakeFailed, err.message, false, lastClaimed));
   };
   const timer = setTimeout(() => session.fail(CloseCode.HandshakeFailed, 'handshake timed out'), ctx.timeoutMs);

@@ -11,11 +11,12 @@ import { dialerHandshake, type HandshakeContext } from './handshake.js';
 import { MESH_PATH, MESH_SUBPROTOCOL } from './handshake-frames.js';
 import type { DialHandle, InboundHandler, LinkDone, Transport } from './link.js';
 import { Listener } from './listener.js';
+import { preAuthMaxPayload, setMaxPayload } from './payload-limit.js';
 import { PeerLink, type PeerLinkOptions } from './peer-link.js';
 
 export type LinkOptions = Pick<
   ChatmeshOptions,
-  'meshSecret' | 'peerHandshakeTimeoutMs' | 'peerHeartbeatMs' | 'peerTimeoutMs' | 'maxPeerPayloadBytes' | 'maxPeerBufferBytes'
+  'meshSecret' | 'peerHandshakeTimeoutMs' | 'peerHeartbeatMs' | 'peerTimeoutMs' | 'maxPeerPayloadBytes' | 'maxPeerBufferBytes' | 'maxMeshConnections'
 > & {
   nodeId: string;
   incarnation: string;
@@ -36,9 +37,10 @@ export class WsTransport implements Transport {
       meshPort: options.meshPort,
       secret: options.meshSecret,
       timeoutMs: options.peerHandshakeTimeoutMs,
+      ownDials: new Map(),
     };
     this.link = { heartbeatMs: options.peerHeartbeatMs, timeoutMs: options.peerTimeoutMs, maxBufferedBytes: options.maxPeerBufferBytes };
-    this.listener = new Listener(this.handshake, this.link, options.maxPeerPayloadBytes);
+    this.listener = new Listener(this.handshake, this.link, { maxPayloadBytes: options.maxPeerPayloadBytes, maxConnections: options.maxMeshConnections });
   }
 
   /** Completes a WebSocket upgrade on the peer path (MESH_PATH) and starts the handshake. */
@@ -59,7 +61,8 @@ export class WsTransport implements Transport {
     // Throws on an address ws cannot even parse.
     const ws = new WebSocket(address + MESH_PATH, MESH_SUBPROTOCOL, {
       perMessageDeflate: false,
-      maxPayload: this.options.maxPeerPayloadBytes,
+      // A stranger until the handshake completes: a small limit, raised once it does.
+      maxPayload: preAuthMaxPayload(this.options.maxPeerPayloadBytes),
       handshakeTimeout: this.options.peerHandshakeTimeoutMs,
     });
     dialerHandshake(ws, this.handshake, (err, peer) => {
@@ -68,6 +71,7 @@ export class WsTransport implements Transport {
         return;
       }
       if (err) return done(err);
+      setMaxPayload(ws, this.options.maxPeerPayloadBytes);
       done(null, new PeerLink(ws, { id: peer!.id, incarnation: peer!.incarnation, address, direction: 'out', dialerId: this.options.nodeId }, this.link));
     });
     return { cancel: () => ws.terminate() };

@@ -1,7 +1,7 @@
 /**
  * What a failed peer handshake does to the peer table: a refusal is shown in /health and
  * retried slowly (never a tight loop against a peer that refuses us), a transport failure
- * is redialled with backoff, an address that is this node itself is dropped, and failures
+ * is redialled with backoff, an address this node found to be itself is dropped, and failures
  * that change nothing (the peer is linked another way) are only logged at debug.
  */
 import { CloseCode } from '../errors.js';
@@ -39,7 +39,8 @@ export function onHandshakeFailed(table: FailureTarget, err: HandshakeError, hos
     e.id = err.claimed.id ?? e.id;
     return;
   }
-  if (err.closeCode === CloseCode.Self) {
+  if (err.closeCode === CloseCode.Self && !err.byPeer) {
+    // Only this node's own finding (its dial reached itself) drops a target: a peer's 4004 is its word only.
     table.log.info('ignoring a peer address that is this node itself', { address: entry.address });
     table.forget(entry.address);
     return;
@@ -54,8 +55,12 @@ export function onHandshakeFailed(table: FailureTarget, err: HandshakeError, hos
     table.log.debug('dial failed, but the peer is linked already', { address: entry.address, reason: err.message });
     return;
   }
-  if (refused) {
-    // Never a tight loop against a peer that refuses us: log it, show it, retry slowly.
+  if (refused || err.closeCode === CloseCode.Self) {
+    // Never a tight loop against a peer that refuses us: log it, show it, retry slowly. A peer
+    // that says it is this node (4004) is shown the same way, but retried with the usual
+    // backoff: what answered there may be gone (another node with our NODE_ID, or a fake), and
+    // the real peer must not wait PEER_REJECTED_RETRY_MS for it.
+    const retryInMs = refused ? table.rejectedRetryMs : table.nextDelay(entry.address);
     table.log.warn('peer rejected', {
       direction: 'out',
       address: entry.address,
@@ -63,11 +68,11 @@ export function onHandshakeFailed(table: FailureTarget, err: HandshakeError, hos
       by: err.byPeer ? 'peer' : 'us',
       code: err.closeCode,
       reason: err.message,
-      retryInMs: table.rejectedRetryMs,
+      retryInMs,
     });
     entry.id = err.claimed?.id ?? entry.id;
     setState(entry, 'rejected', err.message);
-    table.dialSoon(entry, table.rejectedRetryMs);
+    table.dialSoon(entry, retryInMs);
     return;
   }
   if (entry.state !== 'rejected') setState(entry, entry.id === null ? 'connecting' : 'down', err.message);

@@ -13,8 +13,9 @@ import type { HandshakeError } from '../links/handshake.js';
 import type { Link, Transport } from '../links/link.js';
 import { Adverts } from './adverts.js';
 import { onHandshakeFailed, type FailureTarget } from './handshake-failures.js';
-import { newEntry, setState, statusRow, type PeerEntry, type PeerStatus } from './peer-status.js';
-import { Retired, tieBreak } from './tie-break.js';
+import { PeerRows } from './peer-rows.js';
+import { setState, statusRow, type PeerEntry, type PeerStatus } from './peer-status.js';
+import { Retired, idInUse, tieBreak } from './tie-break.js';
 
 export type { PeerState, PeerStatus } from './peer-status.js';
 
@@ -33,11 +34,8 @@ export interface LinkHooks {
   closed(link: Link): void;
 }
 
-/** Peers that are neither dialled nor linked (refused or gone) are listed up to this many. */
-const MAX_PASSIVE_ENTRIES = 64;
-
 export class PeerTable implements FailureTarget {
-  private readonly entries = new Map<string, PeerEntry>();
+  private readonly entries: PeerRows;
   private readonly linksById = new Map<string, Link>();
   private readonly adverts = new Adverts();
   private readonly retired = new Retired();
@@ -52,6 +50,7 @@ export class PeerTable implements FailureTarget {
     readonly log: Logger,
   ) {
     this.dialler = new Dialler(transport, options.redialBaseMs, options.redialMaxMs);
+    this.entries = new PeerRows(options.peerTimeoutMs, log, (address) => this.dialler.isDialling(address), (address) => this.forget(address));
     transport.onInbound((err, link, host) => (err ? this.onHandshakeFailed(err, host, null) : this.attach(link!)));
   }
 
@@ -147,13 +146,7 @@ export class PeerTable implements FailureTarget {
   }
 
   entry(address: string): PeerEntry {
-    let entry = this.entries.get(address);
-    if (!entry) {
-      entry = newEntry(address);
-      this.entries.set(address, entry);
-      this.trimPassiveEntries();
-    }
-    return entry;
+    return this.entries.entry(address);
   }
 
   forget(address: string): void {
@@ -194,12 +187,14 @@ export class PeerTable implements FailureTarget {
     if (existing) {
       switch (tieBreak(existing, link, this.options.peerTimeoutMs)) {
         case 'refuse-new':
-          // An impostor or a misconfigured NODE_ID: the live link stays, the newcomer is refused.
-          this.log.warn('peer rejected', { direction, address, peer: id, by: 'us', reason: 'node id already linked from another address', linkedAt: existing.address });
-          link.close(CloseCode.Rejected, 'node id already linked from another address');
+          // An impostor, a misconfigured NODE_ID, or a restart before the old link was seen to
+          // go: the live link keeps the id, the newcomer is refused (and may retry).
+          const reason = idInUse(existing.address, address);
+          this.log.warn('peer rejected', { direction, address, peer: id, by: 'us', reason, linkedAt: existing.address });
+          link.close(CloseCode.Rejected, reason);
           return;
         case 'replace-old':
-          this.log.info('peer restarted with the same id: replacing its old link', { peer: id });
+          this.log.info('peer restarted with the same id: replacing its old link', { peer: id, silentForMs: Date.now() - existing.lastSeen });
           this.detach(existing);
           existing.close(CloseCode.Replaced, 'replaced by a newer incarnation');
           break;
@@ -218,14 +213,10 @@ export class PeerTable implements FailureTarget {
       }
     }
 
-    const entry = this.entry(address);
-    if (entry.link && entry.link !== link) {
-      // Another node now answers at this address (a restart with a new id): it replaces the old.
-      const old = entry.link;
-      this.log.info('a new node took over a peer address', { address, old: old.id, peer: id });
+    const entry = this.entries.place(link, (old) => {
       this.detach(old);
       old.close(CloseCode.Replaced, 'another node took over this address');
-    }
+    });
     this.dialler.unschedule(address);
     entry.id = id;
     entry.link = link;
@@ -251,13 +242,13 @@ export class PeerTable implements FailureTarget {
   /** Forgets a link as the active one (its close, when it comes, then changes nothing). */
   private detach(link: Link): void {
     if (this.linksById.get(link.id) === link) this.linksById.delete(link.id);
-    const entry = this.entries.get(link.address);
+    const entry = this.entries.of(link);
     if (entry && entry.link === link) entry.link = null;
   }
 
   private onLinkClosed(link: Link, code: number, reason: string): void {
     const wasActive = this.linksById.get(link.id) === link;
-    const entry = this.entries.get(link.address);
+    const entry = this.entries.of(link);
     this.detach(link);
     this.hooks.closed(link);
     if (this.closed || !wasActive) return;
@@ -285,11 +276,5 @@ export class PeerTable implements FailureTarget {
     if (this.closed) return;
     const frame = Adverts.frame(this.linksById.keys());
     for (const link of this.linksById.values()) link.send(frame);
-  }
-
-  /** Keeps the number of refused or forgotten inbound peers shown in /health bounded. */
-  private trimPassiveEntries(): void {
-    const passive = [...this.entries.values()].filter((e) => e.sources.size === 0 && !e.link && !this.dialler.isDialling(e.address));
-    for (let i = 0; i < passive.length - MAX_PASSIVE_ENTRIES; i++) this.forget(passive[i].address);
   }
 }

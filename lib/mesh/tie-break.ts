@@ -6,25 +6,34 @@ import { CloseCode } from '../errors.js';
 import type { Link, LinkIdentity } from '../links/link.js';
 
 export type TieBreak =
-  /** Another process claims a linked, live node's id from elsewhere: refuse the newcomer. */
+  /** Another incarnation claims a linked, live node's id (from anywhere): refuse the newcomer. */
   | 'refuse-new'
-  /** The peer restarted (a new incarnation): the new link replaces the old one. */
+  /** The peer restarted (a new incarnation) and its old link is silent: the new link replaces it. */
   | 'replace-old'
   /** Both sides dialled at once and the new link was dialled by the smaller id: it stays. */
   | 'retire-old'
   /** Both sides dialled at once and the old link was dialled by the smaller id (or the same): it stays. */
   | 'retire-new';
 
+/** Why a newcomer claiming the id of a live link is refused (from another address, or the same one). */
+export function idInUse(existingAddress: string, address: string): string {
+  return existingAddress === address ? 'node id already linked, and that link is alive' : 'node id already linked from another address';
+}
+
+/**
+ * A new incarnation never replaces a live link (heard from within the peer timeout), from
+ * whatever address: the first live claimant keeps the id while it is alive. A genuine
+ * restart still relinks at once, as the old process's socket closed when it died (kill -9
+ * included), and a restart that comes before the old link is seen to go is refused only until
+ * then (it redials with backoff).
+ */
 export function tieBreak(
-  existing: Pick<LinkIdentity, 'incarnation' | 'address' | 'dialerId'> & { lastSeen: number },
-  incoming: Pick<LinkIdentity, 'incarnation' | 'address' | 'dialerId'>,
+  existing: Pick<LinkIdentity, 'incarnation' | 'dialerId'> & { lastSeen: number },
+  incoming: Pick<LinkIdentity, 'incarnation' | 'dialerId'>,
   peerTimeoutMs: number,
   now: number = Date.now(),
 ): TieBreak {
-  if (existing.incarnation !== incoming.incarnation && existing.address !== incoming.address && now - existing.lastSeen < peerTimeoutMs) {
-    return 'refuse-new';
-  }
-  if (existing.incarnation !== incoming.incarnation) return 'replace-old';
+  if (existing.incarnation !== incoming.incarnation) return now - existing.lastSeen < peerTimeoutMs ? 'refuse-new' : 'replace-old';
   // Both keep the link dialled by the smaller node id, so they agree without another round
   // trip and exactly one link remains.
   return incoming.dialerId < existing.dialerId ? 'retire-old' : 'retire-new';

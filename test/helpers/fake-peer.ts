@@ -1,13 +1,14 @@
 /**
  * A fake peer for hostile-peer tests: dials an instance's /_mesh, completes the handshake
- * (without MESH_SECRET, from loopback, or with a given secret), then sends whatever envelopes
+ * (without MESH_SECRET, from loopback, or with a given secret; the current handshake, or the
+ * previous one with `oldProtocol`), then sends whatever envelopes
  * a test wants, valid or not, and records what it receives.
  */
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { proofFor } from '../../lib/links/auth.js';
-import { PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
+import { DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
 import type { Instance } from './instance.js';
 import { poll, withTimeout } from './wait.js';
 
@@ -18,6 +19,8 @@ export interface FakePeerOptions {
   port?: number;
   secret?: string;
   version?: number;
+  /** Speak the previous handshake (no `df`: the acceptor proves first), as a node not yet upgraded. */
+  oldProtocol?: boolean;
 }
 
 const open = new Set<FakePeer>();
@@ -49,7 +52,8 @@ export class FakePeer {
     open.add(peer);
     await withTimeout(once(ws, 'open'), 3000, 'a WebSocket to /_mesh');
     const nonce = randomBytes(18).toString('base64url');
-    ws.send(JSON.stringify({ t: 'hello', v: options.version ?? PEER_PROTOCOL_VERSION, id, inc: options.incarnation ?? `inc-${id}`, port: options.port ?? 1, nonce }));
+    const df = options.oldProtocol ? {} : { df: DIALER_FIRST };
+    ws.send(JSON.stringify({ t: 'hello', v: options.version ?? PEER_PROTOCOL_VERSION, id, inc: options.incarnation ?? `inc-${id}`, port: options.port ?? 1, nonce, ...df }));
     const welcome = await peer.frame(0);
     if (welcome.t !== 'welcome') throw new Error(`expected a welcome, got ${JSON.stringify(welcome)}`);
     ws.send(JSON.stringify({ t: 'auth', proof: proofFor(options.secret, 'dialer', String(welcome.nonce), id, String(welcome.id)) }));

@@ -4,7 +4,7 @@
  * WebSocket upgrades, origin and connection limits), a property-based fuzz of the REST body
  * validator, abusive clients (a reader that never reads, a flooder over the rate limit) and
  * abuse of the peer handshake on /_mesh (garbage, silence, wrong and replayed proofs, a
- * claim to be the server itself, binary frames).
+ * claim to be the server itself, binary frames, the previous handshake order on both sides).
  *
  * After every hostile case the process must still be alive and answer /health with 200.
  * Never a sleep to synchronise: every wait is on an event or polls with a deadline. The only
@@ -14,9 +14,10 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
-import { WebSocket, type RawData } from 'ws';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { TestClient } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { poll, withTimeout } from '../helpers/wait.js';
@@ -28,6 +29,7 @@ import { proofFor } from '../../lib/links/auth.js';
 const clients: TestClient[] = [];
 const rawConns: RawConn[] = [];
 const probes: MeshProbe[] = [];
+const servers: http.Server[] = [];
 const timers = new Set<NodeJS.Timeout>();
 
 afterEach(async () => {
@@ -38,6 +40,10 @@ afterEach(async () => {
   for (const p of probes.splice(0)) {
     p.ws.on('error', () => {});
     p.ws.terminate();
+  }
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    server.close();
   }
   await stopAll();
 });
@@ -912,8 +918,9 @@ class MeshProbe {
 const nonce = () => randomBytes(18).toString('base64url');
 let fakePort = 40_000;
 
-function hello(id: string, port: number, n = nonce(), v = 1): string {
-  return JSON.stringify({ t: 'hello', v, id, inc: `inc-${id}`, port, nonce: n });
+/** A hello as a current dialer sends it (`df`: it proves first); `old` leaves `df` out, as the previous version. */
+function hello(id: string, port: number, n = nonce(), v = 1, old = false): string {
+  return JSON.stringify({ t: 'hello', v, id, inc: `inc-${id}`, port, nonce: n, ...(old ? {} : { df: 1 }) });
 }
 
 /** (a) Garbage instead of a handshake: 4009 (a wrong version: 4005). */
@@ -974,13 +981,19 @@ async function meshWrongProof(instance: Instance): Promise<void> {
     ['a proof of the right length made of zeros', async (w, id) => 'A'.repeat(proofFor(SECRET, 'dialer', String(w.nonce), id, instance.nodeId).length)],
     [
       // Reflection: get the server itself to sign our challenge, as acceptor, on a second link.
-      'the server\'s own acceptor proof, obtained by sending it its nonce on another link',
+      // It proves nothing before the dialer has: neither to a current hello nor to an old one.
+      'the server\'s own acceptor proof, asked for by sending it its nonce on another link',
       async (w, id) => {
         const oracle = await MeshProbe.open(instance);
-        oracle.send(JSON.stringify({ t: 'hello', v: 1, id, inc: `inc-${id}`, port: ++fakePort, nonce: String(w.nonce) }));
-        const reflected = String((await oracle.text(0)).proof);
+        oracle.send(hello(id, ++fakePort, String(w.nonce)));
+        const reflected = await oracle.text(0);
+        expect(reflected.proof, 'a proof in the welcome to a current hello').to.equal(undefined);
         oracle.ws.terminate();
-        return reflected;
+        const oldOracle = await MeshProbe.open(instance);
+        oldOracle.send(hello(id, ++fakePort, String(w.nonce), 1, true));
+        expect(await oldOracle.waitClose(), 'an old hello with MESH_SECRET set').to.equal(4005);
+        expect(oldOracle.texts, 'frames sent to an old hello').to.deep.equal([]);
+        return String(reflected.proof ?? '');
       },
     ],
     ['a dialer proof with the ids swapped', async (w, id) => proofFor(SECRET, 'dialer', String(w.nonce), instance.nodeId, id)],
@@ -992,11 +1005,12 @@ async function meshWrongProof(instance: Instance): Promise<void> {
     const probe = await MeshProbe.open(instance);
     probe.send(hello(id, port, probeNonce));
     const welcome = await probe.text(0);
-    expect(welcome).to.include({ t: 'welcome', v: 1, id: instance.nodeId });
-    // The acceptor proves itself to us, bound to our nonce.
-    expect(welcome.proof).to.equal(proofFor(SECRET, 'acceptor', probeNonce, instance.nodeId, id));
+    expect(welcome).to.include({ t: 'welcome', v: 1, id: instance.nodeId, df: 1 });
+    // The acceptor proves nothing before we did: no proof over our nonce, nothing to guess from.
+    expect(welcome).to.not.have.property('proof');
     probe.send(JSON.stringify({ t: 'auth', proof: await makeProof(welcome, id, probeNonce) }));
     expect(await probe.waitClose(), what).to.equal(4003);
+    expect(probe.texts.length, `frames after the welcome for ${what}`).to.equal(1);
     const row = await instance.waitForPeer((p) => p.address === `ws://127.0.0.1:${port}` && p.state === 'rejected', 3000, `the rejected row for ${what}`);
     expect(row.id).to.equal(id);
     await instance.waitForLog((l) => l.level === 'warn' && l.msg === 'peer rejected' && l.peer === id && l.code === 4003, 3000, `the 'peer rejected' warning for ${what}`);
@@ -1019,9 +1033,11 @@ async function meshReplay(instance: Instance): Promise<void> {
   const auth = JSON.stringify({ t: 'auth', proof: proofFor(SECRET, 'dialer', String(w1.nonce), id, instance.nodeId) });
   second.send(auth);
   expect(await second.waitClose()).to.equal(4003);
-  // Control: the very same auth frame is good on the link whose nonce it answers.
+  // Control: the very same auth frame is good on the link whose nonce it answers, and only
+  // then does the acceptor prove itself, over our nonce.
   first.send(auth);
-  expect(await first.text(1)).to.deep.equal({ t: 'ready' });
+  const ready = await first.text(1);
+  expect(ready).to.deep.equal({ t: 'ready', proof: proofFor(SECRET, 'acceptor', JSON.parse(helloText).nonce, instance.nodeId, id) });
   first.ws.terminate();
   await instance.waitForLog((l) => l.msg === 'peer rejected' && l.peer === id && l.code === 4003, 3000, 'the refusal of the replay');
   await assertAlive(instance);
@@ -1049,6 +1065,86 @@ async function meshBinary(instance: Instance): Promise<void> {
   after.send(randomBytes(64), true);
   expect(await after.waitClose()).to.equal(4009);
   await assertAlive(instance);
+}
+
+/** (g) A dialer of the previous version (no `df`: it wants the acceptor to prove first) is refused with 4005, given no proof. */
+async function meshOldDialer(instance: Instance): Promise<void> {
+  const id = `old-dialer-${++fakePort}`;
+  const port = fakePort;
+  const probe = await MeshProbe.open(instance);
+  probe.send(hello(id, port, nonce(), 1, true));
+  expect(await probe.waitClose()).to.equal(4005);
+  expect(probe.closeReason).to.match(/old handshake.*upgrade/);
+  expect(probe.texts, 'frames sent to an old dialer').to.deep.equal([]);
+  const row = await instance.waitForPeer((p) => p.address === `ws://127.0.0.1:${port}` && p.state === 'rejected', 3000, 'the rejected row of the old dialer');
+  expect(row.id).to.equal(id);
+  expect(row.reason).to.match(/upgrade/);
+  await assertAlive(instance);
+}
+
+/**
+ * A node of the previous version as the acceptor, with the secret: it proves itself first, in
+ * its welcome (lib/links/auth.ts proofFor), then checks the dialer's auth and answers a plain
+ * ready. `proofSecret` signs its welcome (another secret: a forged proof).
+ */
+async function oldAcceptor(id: string, proofSecret = SECRET): Promise<{ port: number; events: string[] }> {
+  const server = http.createServer();
+  servers.push(server);
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: () => 'chatmesh.v1' });
+  const events: string[] = [];
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('close', (code) => events.push(`close:${code}`));
+    const ownNonce = nonce();
+    let dialer: Record<string, unknown> | null = null;
+    ws.on('message', (data) => {
+      const text = data.toString();
+      if (dialer === null) {
+        dialer = JSON.parse(text) as Record<string, unknown>;
+        events.push(`hello:${dialer.df ?? 'no-df'}`);
+        if (dialer.t !== 'hello' || dialer.v !== 1) return ws.close(4005, 'protocol');
+        const proof = proofFor(proofSecret, 'acceptor', String(dialer.nonce), id, String(dialer.id));
+        ws.send(JSON.stringify({ t: 'welcome', v: 1, id, inc: `inc-${id}`, nonce: ownNonce, proof }));
+        return;
+      }
+      if (events.includes('ready')) return; // envelopes on the link
+      const auth = JSON.parse(text) as Record<string, unknown>;
+      events.push('auth');
+      if (auth.t !== 'auth' || auth.proof !== proofFor(SECRET, 'dialer', ownNonce, String(dialer.id), id)) return ws.close(4003, 'peer failed authentication');
+      ws.send(JSON.stringify({ t: 'ready' }));
+      events.push('ready');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, events };
+}
+
+/** A current acceptor (dialer first) whose proof in `ready` is made with another secret. */
+async function forgingAcceptor(id: string): Promise<{ port: number; events: string[] }> {
+  const server = http.createServer();
+  servers.push(server);
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: () => 'chatmesh.v1' });
+  const events: string[] = [];
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('close', (code) => events.push(`close:${code}`));
+    let dialer: Record<string, unknown> | null = null;
+    ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as Record<string, unknown>;
+      if (dialer === null) {
+        dialer = frame;
+        ws.send(JSON.stringify({ t: 'welcome', v: 1, id, inc: `inc-${id}`, nonce: nonce(), df: 1 }));
+        return;
+      }
+      events.push(String(frame.t));
+      const proof = proofFor('not-the-mesh-secret-at-all', 'acceptor', String(dialer.nonce), id, String(dialer.id));
+      ws.send(JSON.stringify({ t: 'ready', proof }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { port: (server.address() as net.AddressInfo).port, events };
 }
 
 const MESH_ENV = { MESH_SECRET: SECRET, PEER_HANDSHAKE_TIMEOUT_MS: '500', PEER_REJECTED_RETRY_MS: '60000' };
@@ -1080,6 +1176,53 @@ describe('hostile input: peer handshake on /_mesh', function () {
     await meshBinary(await Instance.start({ env: MESH_ENV }));
   });
 
+  it('(g) a dialer of the previous version (the acceptor proves first) with MESH_SECRET is refused with 4005, naming the upgrade, and gets no proof', async () => {
+    await meshOldDialer(await Instance.start({ env: MESH_ENV }));
+  });
+
+  it('(h) a dialer links to an acceptor of the previous version with MESH_SECRET: it checks the welcome proof, then proves itself', async () => {
+    const old = await oldAcceptor('old-acceptor');
+    const a = await Instance.start({ env: { ...MESH_ENV, DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${old.port}` } });
+    await a.waitForPeer((p) => p.id === 'old-acceptor' && p.state === 'up', 5000, 'the old acceptor up');
+    expect(old.events.slice(0, 3)).to.deep.equal(['hello:1', 'auth', 'ready']);
+    await assertAlive(a);
+  });
+
+  it('(h) ...and refuses one whose welcome proof is forged (4003), before proving anything itself', async () => {
+    const forged = await oldAcceptor('forged-old-acceptor', 'not-the-mesh-secret-at-all');
+    const a = await Instance.start({ env: { ...MESH_ENV, DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${forged.port}` } });
+    const row = await a.waitForPeer((p) => p.address === `ws://127.0.0.1:${forged.port}` && p.state === 'rejected', 5000, 'the forged acceptor rejected');
+    expect(row.reason).to.match(/MESH_SECRET differs/);
+    await poll(() => forged.events.length >= 2, { what: 'the close at the forged acceptor' });
+    expect(forged.events.slice(0, 2)).to.deep.equal(['hello:1', 'close:4003']);
+    await assertAlive(a);
+  });
+
+  it('(i) a dialer refuses a current acceptor whose proof in ready is forged (4003)', async () => {
+    const forger = await forgingAcceptor('forging-acceptor');
+    const a = await Instance.start({ env: { ...MESH_ENV, DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${forger.port}` } });
+    const row = await a.waitForPeer((p) => p.address === `ws://127.0.0.1:${forger.port}` && p.state === 'rejected', 5000, 'the forging acceptor rejected');
+    expect(row.reason).to.match(/MESH_SECRET differs/);
+    await poll(() => forger.events.length >= 2, { what: 'the close at the forging acceptor' });
+    expect(forger.events.slice(0, 2)).to.deep.equal(['auth', 'close:4003']);
+    expect((await a.health()).body.peers.filter((p) => p.state === 'up')).to.deep.equal([]);
+    await assertAlive(a);
+  });
+
+  it('(j) without MESH_SECRET, a dialer of the previous version still links from loopback (the old order: an empty proof, a plain ready)', async () => {
+    const a = await Instance.start({ env: { PEER_HANDSHAKE_TIMEOUT_MS: '500' } });
+    const id = `old-loopback-${++fakePort}`;
+    const probe = await MeshProbe.open(a);
+    probe.send(hello(id, fakePort, nonce(), 1, true));
+    const welcome = await probe.text(0);
+    expect(welcome).to.include({ t: 'welcome', v: 1, id: a.nodeId, proof: '' });
+    expect(welcome).to.not.have.property('df');
+    probe.send(JSON.stringify({ t: 'auth', proof: '' }));
+    expect(await probe.text(1)).to.deep.equal({ t: 'ready' });
+    await a.waitForPeer((p) => p.id === id && p.state === 'up', 3000, 'the old dialer up');
+    await assertAlive(a);
+  });
+
   it('after all of it, the instance still links with a genuine peer (both up) and replicates', async () => {
     const a = await Instance.start({ env: MESH_ENV });
     await meshGarbage(a);
@@ -1088,6 +1231,7 @@ describe('hostile input: peer handshake on /_mesh', function () {
     await meshReplay(a);
     await meshSelf(a);
     await meshBinary(a);
+    await meshOldDialer(a);
     const b = await Instance.start({ env: { MESH_SECRET: SECRET, DISCOVERY: 'static', PEERS: a.peerAddress } });
     await a.waitForPeersUp([b.nodeId], 8000);
     await b.waitForPeersUp([a.nodeId], 8000);

@@ -212,7 +212,7 @@ describe('mDNS discovery (network namespaces)', function () {
     net = await TestNetwork.create();
     const [h1, h2] = await Promise.all([net.addHost(), net.addHost()]);
     const [p1, p2] = ports(2);
-    const [a, b] = await Promise.all([startIn(h1!, p1!, { MESH_SECRET: 'alpha-secret-1' }), startIn(h2!, p2!, { MESH_SECRET: 'bravo-secret-2' })]);
+    const [a, b] = await Promise.all([startIn(h1!, p1!, { MESH_SECRET: 'alpha-mesh-secret-1' }), startIn(h2!, p2!, { MESH_SECRET: 'bravo-mesh-secret-2' })]);
     const hostOf = new Map([
       [a, h1!],
       [b, h2!],

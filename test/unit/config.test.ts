@@ -84,7 +84,7 @@ describe('config', () => {
       expect(resolveOptions({ hopLimit: 16 }).hopLimit).to.equal(16);
       expect(resolveOptions({ peerHeartbeatMs: 1000, peerTimeoutMs: 1001 }).peerTimeoutMs).to.equal(1001);
       expect(resolveOptions({ redialBaseMs: 500, redialMaxMs: 500 }).redialMaxMs).to.equal(500);
-      expect(resolveOptions({ meshSecret: '12345678' }).meshSecret).to.equal('12345678');
+      expect(resolveOptions({ meshSecret: '1234567890123456' }).meshSecret).to.equal('1234567890123456');
       for (const discovery of ['mdns', 'static', 'off'] as const) expect(resolveOptions({ discovery }).discovery).to.equal(discovery);
       for (const logLevel of ['debug', 'info', 'warn', 'error', 'silent'] as const) {
         expect(resolveOptions({ logLevel }).logLevel).to.equal(logLevel);
@@ -124,6 +124,7 @@ describe('config', () => {
       ['peerTimeoutMs below heartbeat', { peerHeartbeatMs: 5000 }, 'peerTimeoutMs'],
       ['redialMaxMs below redialBaseMs', { redialBaseMs: 300, redialMaxMs: 299 }, 'redialMaxMs'],
       ['meshSecret of 7 characters', { meshSecret: '1234567' }, 'meshSecret'],
+      ['meshSecret of 15 characters', { meshSecret: '123456789012345' }, 'meshSecret'],
       ['meshSecret empty', { meshSecret: '' }, 'meshSecret'],
       ['peers with http://', { peers: ['http://10.0.0.1:4000'] }, 'peers'],
       ['peers without a port', { peers: ['ws://10.0.0.1'] }, 'peers'],
@@ -228,7 +229,7 @@ describe('config', () => {
         MESH_HOST: '10.0.0.1',
         NODE_ID: 'node-7',
         DISCOVERY: 'static',
-        MESH_SECRET: 'sekrit-sekrit',
+        MESH_SECRET: 'sekrit-sekrit-sekrit',
         MDNS_TYPE: 'mychat',
         LOG_LEVEL: 'warn',
       });
@@ -236,7 +237,7 @@ describe('config', () => {
       expect(o.meshHost).to.equal('10.0.0.1');
       expect(o.nodeId).to.equal('node-7');
       expect(o.discovery).to.equal('static');
-      expect(o.meshSecret).to.equal('sekrit-sekrit');
+      expect(o.meshSecret).to.equal('sekrit-sekrit-sekrit');
       expect(o.mdnsType).to.equal('mychat');
       expect(o.logLevel).to.equal('warn');
     });
@@ -262,6 +263,10 @@ describe('config', () => {
       [{ MESH_SECRET: 'short' }, 'MESH_SECRET'],
       [{ MESH_SECRET: '1234567' }, 'MESH_SECRET'],
       [{ MESH_SECRET: '   1234567   ' }, 'MESH_SECRET'],
+      [{ MESH_SECRET: '12345678' }, 'MESH_SECRET'],
+      [{ MESH_SECRET: '123456789012345' }, 'MESH_SECRET'],
+      [{ MESH_SECRET: '   123456789012345   ' }, 'MESH_SECRET'],
+      [{ MAX_MESH_CONNECTIONS: '0' }, 'MAX_MESH_CONNECTIONS'],
     ];
     for (const [env, variable] of outOfRange) {
       it(`rejects ${JSON.stringify(env)} naming ${variable}, not the option`, () => {
@@ -269,8 +274,17 @@ describe('config', () => {
       });
     }
 
-    it('accepts a MESH_SECRET of exactly 8 characters', () => {
-      expect(optionsFromEnv({ MESH_SECRET: '12345678' }).meshSecret).to.equal('12345678');
+    it('accepts a MESH_SECRET of exactly 16 characters', () => {
+      expect(optionsFromEnv({ MESH_SECRET: '1234567890123456' }).meshSecret).to.equal('1234567890123456');
+    });
+
+    it('names MESH_SECRET and 16 when the secret is too short', () => {
+      expect(() => optionsFromEnv({ MESH_SECRET: 'short-secret' })).to.throw(/MESH_SECRET.*16/);
+    });
+
+    it('reads MAX_MESH_CONNECTIONS, 256 by default', () => {
+      expect(optionsFromEnv({}).maxMeshConnections).to.equal(256);
+      expect(optionsFromEnv({ MAX_MESH_CONNECTIONS: '3' }).maxMeshConnections).to.equal(3);
     });
 
     it('parses PEERS: comma list, whitespace, host:port without scheme, localhost, empty items', () => {

@@ -184,4 +184,28 @@ describe('mesh over in-memory links', () => {
     for (let i = 0; i < 5; i++) await turn();
     expect(a.mesh.status()).to.deep.equal([]);
   });
+
+  it('lists an inbound node claiming the address of a live linked node apart, and keeps the linked one at its address', async () => {
+    const [a, b] = ['a', 'b'].map((id) => node(id));
+    await link([a, b]);
+    // x dials a from b's address (its hello would claim b's port).
+    const x = network.transport('x', Number(new URL(b.address).port));
+    x.connect(a.address, () => {});
+    await until(() => a.mesh.status().some((p) => p.id === 'x' && p.state === 'up'), 'x listed');
+    expect(a.mesh.status().filter((p) => p.address === b.address).map((p) => [p.id, p.state])).to.deep.equal([['b', 'up']]);
+    expect(a.mesh.status().find((p) => p.id === 'x')?.address).to.equal(`${b.address}#x`);
+    expect(a.transport.linksTo('b').length).to.equal(1);
+  });
+
+  it('refuses another incarnation of a linked node while its link is alive, from its own address too', async () => {
+    const [a, b] = ['a', 'b'].map((id) => node(id));
+    await link([a, b]);
+    const impostor = network.transport('b', Number(new URL(b.address).port), 'b-impostor');
+    let closed: number | null = null;
+    impostor.connect(a.address, (err, l) => l?.on('close', (code) => (closed = code)));
+    await until(() => closed !== null, 'the impostor refused');
+    expect(closed).to.equal(4003);
+    expect(a.transport.linksTo('b').map((l) => l.incarnation)).to.deep.equal(['b-1']);
+    expect(a.mesh.status().map((p) => [p.id, p.address, p.state])).to.deep.equal([['b', b.address, 'up']]);
+  });
 });

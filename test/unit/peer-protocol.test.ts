@@ -141,6 +141,17 @@ describe('peer protocol', () => {
       expect(decodeHandshake<WelcomeFrame>(JSON.stringify({ ...welcome, proof: '' }), 'welcome')).to.not.equal(null);
     });
 
+    it('dialer first (df): a welcome without a proof, a ready with one; the previous order: a welcome with a proof, a plain ready', () => {
+      const { proof: _proof, ...noProof } = welcome;
+      expect(decodeHandshake<WelcomeFrame>(JSON.stringify({ ...noProof, df: 1 }), 'welcome')).to.deep.equal({ ...noProof, df: 1 });
+      expect(decodeHandshake(JSON.stringify(noProof), 'welcome'), 'a welcome of the previous order without its proof').to.equal(null);
+      expect(decodeHandshake(JSON.stringify({ ...noProof, df: 1, proof: 5 }), 'welcome'), 'a numeric proof').to.equal(null);
+      expect(decodeHandshake<HelloFrame>(JSON.stringify({ ...hello, df: 1 }), 'hello')).to.deep.equal({ ...hello, df: 1 });
+      expect(decodeHandshake<ReadyFrame>('{"t":"ready","proof":"p"}', 'ready')).to.deep.equal({ t: 'ready', proof: 'p' });
+      expect(decodeHandshake('{"t":"ready","proof":7}', 'ready')).to.equal(null);
+      expect(decodeHandshake(JSON.stringify({ t: 'ready', proof: 'a'.repeat(257) }), 'ready')).to.equal(null);
+    });
+
     it('rejects every frame decoded as another kind', () => {
       for (const [name, frame] of Object.entries(all)) {
         for (const kind of Object.keys(all) as Array<keyof typeof all>) {

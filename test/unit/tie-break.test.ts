@@ -11,12 +11,14 @@ describe('duplicate-link tie-break', () => {
     expect(tieBreak(link('a'), link('a'), 4000, now)).to.equal('retire-new');
   });
 
-  it('replaces the link of an older incarnation at the same address, or a silent one elsewhere', () => {
-    expect(tieBreak(link('a', 'i1'), link('a', 'i2'), 4000, now)).to.equal('replace-old');
+  it('replaces the link of an older incarnation once that link is silent, from any address', () => {
+    expect(tieBreak(link('a', 'i1', 'ws://h:1', now - 5000), link('a', 'i2'), 4000, now)).to.equal('replace-old');
     expect(tieBreak(link('a', 'i1', 'ws://h:1', now - 5000), link('a', 'i2', 'ws://h:2'), 4000, now)).to.equal('replace-old');
   });
 
-  it('refuses a new incarnation from another address while the linked one is alive', () => {
+  it('refuses a new incarnation while the linked one is alive, from another address or the same one', () => {
     expect(tieBreak(link('a', 'i1', 'ws://h:1', now - 100), link('a', 'i2', 'ws://h:2'), 4000, now)).to.equal('refuse-new');
+    expect(tieBreak(link('a', 'i1', 'ws://h:1', now - 100), link('a', 'i2', 'ws://h:1'), 4000, now)).to.equal('refuse-new');
+    expect(tieBreak(link('a', 'i1'), link('a', 'i2'), 4000, now)).to.equal('refuse-new');
   });
 });
