@@ -8,6 +8,7 @@ import { FakePeer } from '../helpers/fake-peer.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
+import { api } from '../helpers/rest.js';
 import { timestampId } from '../../lib/core/hybrid-clock.js';
 
 const clients = new ClientPool();
@@ -18,15 +19,6 @@ afterEach(async () => {
   await stopAll();
 });
 
-async function api(instance: Instance, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${instance.httpUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : {} };
-}
 
 const meshCounters = async (i: Instance) => (await i.health()).body.mesh as unknown as Record<string, number>;
 

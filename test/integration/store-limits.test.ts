@@ -11,6 +11,7 @@ import { type Frame } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
+import { api, type ApiAnswer } from '../helpers/rest.js';
 
 const clients = new ClientPool();
 const connect = (instance: Instance) => clients.connect(instance);
@@ -20,20 +21,6 @@ afterEach(async () => {
   await stopAll();
 });
 
-interface ApiAnswer {
-  status: number;
-  body: Record<string, unknown> & { error?: { code: string; message: string } };
-}
-
-async function api(instance: Instance, method: string, path: string, body?: unknown): Promise<ApiAnswer> {
-  const res = await fetch(`${instance.httpUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : {} };
-}
 
 const create = (i: Instance) => api(i, 'POST', '/api/conversations');
 const post = (i: Instance, id: string, content: string, extra: Record<string, unknown> = {}) =>
