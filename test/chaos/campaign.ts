@@ -56,6 +56,9 @@ export interface CampaignResult {
   durationMs: number;
   /** Last lines of output of processes that exited by themselves. */
   crashOutput: string[];
+  /** The recorded history and the final state (for --history: to study a failing seed). */
+  events: HistoryEvent[];
+  final: FinalState;
 }
 
 const SECRET = 'chaos-campaign-secret';
@@ -403,6 +406,8 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
       convergeMs,
       durationMs: Date.now() - t0,
       crashOutput,
+      events,
+      final: state,
     };
   } finally {
     for (const cl of clients) cl.stop();

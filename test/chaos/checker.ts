@@ -73,11 +73,19 @@ export interface BrokenResume {
   newest: Key;
   excuse: Key | null;
   /**
-   * The resume that should have covered it: the first `gap:false` resume of this client in
-   * this room whose `since` sorts at or after the missing message (null: none did, so a live
-   * delivery missed it).
+   * The resume that should have covered it: the last `gap:false` resume of this client in
+   * this room whose `since` sorts at or after the missing message — its last chance, as it
+   * would have come live had it reached that instance later (null: no resume skipped it, so
+   * a live delivery or a replay after `since` missed it).
    */
   resume: { conn: number; t: number; since: Key; slot: number; incarnation: number } | null;
+  /** When and where the message was first seen (acknowledged or received by any client). */
+  firstSeen: { t: number; slot: number } | null;
+  /**
+   * True when the history shows the resume's instance held the message before that resume
+   * (a client received it there, or it was posted there): proof the reply left it out.
+   */
+  heldAtResume: boolean;
 }
 
 export interface Figures {
@@ -254,6 +262,22 @@ export function checkResumes(events: readonly HistoryEvent[], final: FinalState)
       for (const k of e.history) s.received.set(k.id, k);
     }
   }
+  const firstSeen = new Map<string, { t: number; slot: number }>();
+  /** id → "slot:incarnation" → the first time that process was seen holding it. */
+  const heldBy = new Map<string, Map<string, number>>();
+  const seen = (id: string, t: number, at: Incarnation) => {
+    const cur = firstSeen.get(id);
+    if (!cur || t < cur.t) firstSeen.set(id, { t, slot: at.slot });
+    let holders = heldBy.get(id);
+    if (!holders) heldBy.set(id, (holders = new Map()));
+    const prev = holders.get(incKey(at));
+    if (prev === undefined || t < prev) holders.set(incKey(at), t);
+  };
+  for (const e of events) {
+    if (e.type === 'ws-message') seen(e.key.id, e.t, e);
+    else if (e.type === 'rest-posted') seen(e.key.id, e.t, e);
+    else if (e.type === 'ws-joined') for (const k of e.history) seen(k.id, e.t, e);
+  }
   const out: BrokenResume[] = [];
   for (const s of streams.values()) {
     if (s.received.size === 0) continue;
@@ -269,7 +293,7 @@ export function checkResumes(events: readonly HistoryEvent[], final: FinalState)
       if (excuse !== null && compareKeys(m, excuse) <= 0) continue;
       if (compareKeys(m, newest) > 0) break;
       if (s.received.has(m.id)) continue;
-      const r = resumes.find((j) => compareKeys(j.since!, m) >= 0);
+      const r = [...resumes].reverse().find((j) => compareKeys(j.since!, m) >= 0);
       out.push({
         client: s.client,
         room: s.room,
@@ -277,6 +301,8 @@ export function checkResumes(events: readonly HistoryEvent[], final: FinalState)
         newest,
         excuse,
         resume: r ? { conn: r.conn, t: r.t, since: r.since!, slot: r.slot, incarnation: r.incarnation } : null,
+        firstSeen: firstSeen.get(m.id) ?? null,
+        heldAtResume: r !== undefined && (heldBy.get(m.id)?.get(incKey(r)) ?? Infinity) < r.t,
       });
     }
   }

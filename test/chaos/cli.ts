@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- --seconds N --seed S [--seeds a,b,c] [--data-dir [DIR]]`
+ * `npm run chaos -- --seconds N --seed S [--seeds a,b,c] [--data-dir [DIR]] [--history FILE]`
  *
  * Runs one fault campaign per seed (campaign.ts), one after the other, prints the schedule,
  * progress and a human summary of each, then ONE final JSON line with every run's figures.
@@ -7,9 +7,12 @@
  * could not be carried out, 130/143 when interrupted (after tearing down its processes and
  * namespaces; a second signal exits at once, TestNetwork's hooks still removing namespaces).
  *
+ * --history FILE writes the recorded history of each run (one JSON event a line, then the
+ * final state) to study a failing seed.
+ *
  * Needs root, iproute2 and nftables (like the namespace tests).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCampaign, type CampaignResult } from './campaign.js';
@@ -19,15 +22,16 @@ interface Args {
   seeds: number[];
   dataDir: string | null;
   tmpDataDir: boolean;
+  history: string | null;
 }
 
 function usage(message: string): never {
-  console.error(`chaos: ${message}\nusage: npm run chaos -- --seconds N --seed S [--seeds a,b,c] [--data-dir [DIR]]`);
+  console.error(`chaos: ${message}\nusage: npm run chaos -- --seconds N --seed S [--seeds a,b,c] [--data-dir [DIR]] [--history FILE]`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { seconds: 30, seeds: [], dataDir: null, tmpDataDir: false };
+  const args: Args = { seconds: 30, seeds: [], dataDir: null, tmpDataDir: false, history: null };
   const int = (v: string | undefined, name: string) => {
     if (v === undefined || !/^\d+$/.test(v)) usage(`${name} needs a whole number, got ${JSON.stringify(v)}`);
     return Number(v);
@@ -55,6 +59,9 @@ function parseArgs(argv: string[]): Args {
         }
         break;
       }
+      case '--history':
+        args.history = value() ?? usage('--history needs a file name');
+        break;
       case '--help':
       case '-h':
         usage('help');
@@ -100,7 +107,8 @@ function summary(r: CampaignResult): string[] {
   show('duplicates', r.check.duplicates, (d) => `client c${d.client} connection ${d.conn}: ${d.id} ×${d.count}`);
   show('broken resumes', r.check.brokenResumes, (b) =>
     `client c${b.client} in ${b.room} never got ${b.missing.id} (ts ${b.missing.ts}); newest received ${b.newest.id}, excuse point ${b.excuse?.id ?? 'none'}; ` +
-    (b.resume ? `resume on connection ${b.resume.conn} at ${(b.resume.t / 1000).toFixed(1)} s to h${b.resume.slot + 1}#${b.resume.incarnation} since ${b.resume.since.id} (ts ${b.resume.since.ts}) said gap:false` : 'no resume should have carried it: a live delivery missed it'),
+    (b.firstSeen ? `first seen at ${(b.firstSeen.t / 1000).toFixed(1)} s on h${b.firstSeen.slot + 1}; ` : '') +
+    (b.resume ? `last resume that skipped it: connection ${b.resume.conn} at ${(b.resume.t / 1000).toFixed(1)} s to h${b.resume.slot + 1}#${b.resume.incarnation} since ${b.resume.since.id} (ts ${b.resume.since.ts}) said gap:false${b.heldAtResume ? ' although a client had received it from that same process before' : ''}` : 'no resume should have carried it: a live delivery missed it'),
   );
   if (r.crashOutput.length) lines.push(...r.crashOutput.map((l) => `   | ${l}`));
   return lines;
@@ -166,6 +174,11 @@ async function main(): Promise<number> {
           signal: controller.signal,
         });
         results.push(r);
+        if (args.history) {
+          const file = args.seeds.length > 1 ? `${args.history}.seed-${seed}` : args.history;
+          writeFileSync(file, [...r.events.map((e) => JSON.stringify(e)), JSON.stringify({ type: 'final', ...r.final })].join('\n') + '\n');
+          console.log(`history written to ${file}`);
+        }
         for (const line of summary(r)) console.log(line);
       } catch (err) {
         if (controller.signal.aborted) break;

@@ -143,6 +143,26 @@ describe('chaos checker', () => {
       expect(broken).to.have.length(1);
       expect(broken[0]).to.deep.include({ client: 0, room: 'r', missing: m1, newest: m4, excuse: null });
       expect(broken[0]!.resume).to.deep.equal({ conn: 2, t: 50, since: m2, slot: 1, incarnation: 0 });
+      expect(broken[0]!.firstSeen).to.equal(null);
+      expect(broken[0]!.heldAtResume).to.equal(false);
+    });
+
+    it('the resume blamed is the last one that skipped the message, with proof when its instance held it', () => {
+      const events: HistoryEvent[] = [
+        joined(0, 1, 'r', [], i00, undefined, 0),
+        msg(0, 1, 'r', m2, i00, false, 10),
+        // m1 is on slot 2 only (cut off): this resume could not have carried it
+        joined(0, 2, 'r', [], i10, { since: m2, gap: false }, 20),
+        msg(1, 1, 'r', m1, i20, true, 25),
+        // slot 1 got m1 by catch-up while client 0 was away; another client saw it there
+        msg(2, 1, 'r', m1, i10, false, 30),
+        joined(0, 3, 'r', [m3], i10, { since: m2, gap: false }, 40),
+      ];
+      const broken = checkResumes(events, final({ r: [m1, m2, m3] }));
+      expect(broken).to.have.length(1);
+      expect(broken[0]!.resume).to.deep.include({ conn: 3, t: 40 });
+      expect(broken[0]!.firstSeen).to.deep.equal({ t: 25, slot: 2 });
+      expect(broken[0]!.heldAtResume).to.equal(true);
       expect(check(events, final({ r: [m1, m2, m3, m4] }), { dataDir: false }).ok).to.equal(false);
     });
 
