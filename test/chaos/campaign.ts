@@ -12,8 +12,10 @@
  * sockets) is torn down in a finally; an interrupted run (options.signal) tears down too,
  * and TestNetwork's own exit and signal hooks remove the namespaces if this process dies.
  */
+import { execFile } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Instance } from '../helpers/instance.js';
 import { TestNetwork, distinctPorts, type NetHost } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
@@ -61,6 +63,7 @@ export interface CampaignResult {
   final: FinalState;
 }
 
+const run = promisify(execFile);
 const SECRET = 'chaos-campaign-secret';
 
 /** Short timers so faults are noticed, and healed, within a couple of seconds. */
@@ -297,6 +300,15 @@ function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new Error('campaign interrupted');
 }
 
+/** The isolate and loss faults need nftables; say so up front rather than as nemesis errors. */
+async function requireNft(): Promise<void> {
+  try {
+    await run('nft', ['--version'], { timeout: 5000 });
+  } catch {
+    throw new Error('`nft` is not installed: apt-get install -y nftables (.ci/run installs it); the isolate and loss faults need it');
+  }
+}
+
 export async function runCampaign(options: CampaignOptions): Promise<CampaignResult> {
   const { seed, seconds, signal } = options;
   const log = options.log ?? (() => {});
@@ -312,6 +324,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
   log(`seed ${seed}, ${seconds} s, ${schedule.length} faults planned${options.dataDir ? `, DATA_DIR under ${options.dataDir}` : ''}:`);
   for (const f of schedule) log(`  ${describeFault(f)}`);
 
+  await requireNft();
   const net = await TestNetwork.create();
   let cluster: Cluster | null = null;
   const clients: ChaosClient[] = [];
