@@ -368,7 +368,7 @@ export async function runCampaign(options: CampaignOptions): Promise<CampaignRes
     const workStart = Date.now();
     for (const cl of clients) cl.startTraffic();
     for (const w of writers) w.start();
-    nemesis = new Nemesis(schedule, c, record, now, (line) => log(`${(now() / 1000).toFixed(1).padStart(6)}s ${line}`));
+    nemesis = new Nemesis(schedule, c, record, now, (line) => log(`${(now() / 1000).toFixed(1).padStart(6)}s ${line}`), options.dataDir === undefined);
     nemesis.start();
     await until(workStart, seconds * 1000, signal);
     throwIfAborted(signal);

@@ -68,13 +68,23 @@ export interface FaultControl {
   unloss(slot: number): Promise<void>;
 }
 
-/** Runs a schedule: each fault starts at its time after start() and is healed after its duration. */
+/**
+ * Runs a schedule: each fault starts at its time after start() and is healed after its
+ * duration. Execution keeps the schedule's rules even when a step takes long (a restart can
+ * take a second or more): a fault waits until the previous fault on its host is healed, and,
+ * with `oneKillAtATime`, a kill waits until every other killed instance is running again. A
+ * fault that had to wait still lasts its full duration.
+ */
 export class Nemesis {
   readonly errors: string[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Faults in place (or being put in place), with the promise of that step. */
-  private readonly active = new Map<number, { fault: Fault; applying: Promise<boolean> }>();
+  private readonly active = new Map<number, { fault: Fault; applying: Promise<boolean>; healed: () => void }>();
   private readonly healing = new Set<Promise<void>>();
+  /** Per host: resolves when the last fault planned on it so far is healed. */
+  private readonly lastOnTarget = new Map<number, Promise<void>>();
+  /** Kills not yet healed. */
+  private readonly kills = new Set<Promise<void>>();
   private stopped = false;
 
   constructor(
@@ -83,6 +93,7 @@ export class Nemesis {
     private readonly record: (e: HistoryEvent) => void,
     private readonly now: () => number,
     private readonly log: (line: string) => void = () => {},
+    private readonly oneKillAtATime = true,
   ) {}
 
   start(): void {
@@ -98,24 +109,40 @@ export class Nemesis {
 
   private inject(fault: Fault, origin: number): void {
     if (this.stopped) return;
-    this.record({ type: 'fault-start', t: this.now(), fault });
-    this.log(`fault ${describeFault(fault)}`);
-    const applying = this.apply(fault).then(
-      () => true,
-      (err: Error) => {
-        this.errors.push(`applying ${describeFault(fault)}: ${err.message}`);
-        return false;
-      },
-    );
-    this.active.set(fault.n, { fault, applying });
-    const endAt = origin + fault.at + fault.durationMs;
-    void applying.then(() => {
-      if (this.stopped) return;
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        if (!this.stopped) this.startHeal(fault);
-      }, Math.max(0, endAt - Date.now()));
-      this.timers.add(timer);
+    const before = [this.lastOnTarget.get(fault.target) ?? Promise.resolve()];
+    if (fault.kind === 'kill' && this.oneKillAtATime) before.push(...this.kills);
+    let healed!: () => void;
+    const done = new Promise<void>((resolve) => (healed = resolve));
+    this.lastOnTarget.set(fault.target, done);
+    if (fault.kind === 'kill') {
+      this.kills.add(done);
+      void done.then(() => this.kills.delete(done));
+    }
+    void Promise.all(before).then(() => {
+      if (this.stopped) {
+        healed();
+        return;
+      }
+      const late = Date.now() - (origin + fault.at);
+      this.record({ type: 'fault-start', t: this.now(), fault });
+      this.log(`fault ${describeFault(fault)}${late > 500 ? ` (${(late / 1000).toFixed(1)} s late: waited for an earlier fault to heal)` : ''}`);
+      const endAt = Date.now() + fault.durationMs;
+      const applying = this.apply(fault).then(
+        () => true,
+        (err: Error) => {
+          this.errors.push(`applying ${describeFault(fault)}: ${err.message}`);
+          return false;
+        },
+      );
+      this.active.set(fault.n, { fault, applying, healed });
+      void applying.then(() => {
+        if (this.stopped) return;
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          if (!this.stopped) this.startHeal(fault);
+        }, Math.max(0, endAt - Date.now()));
+        this.timers.add(timer);
+      });
     });
   }
 
@@ -134,7 +161,10 @@ export class Nemesis {
           this.errors.push(`healing ${describeFault(fault)}: ${err.message}`);
         },
       )
-      .finally(() => this.healing.delete(p));
+      .finally(() => {
+        this.healing.delete(p);
+        entry.healed();
+      });
     this.healing.add(p);
   }
 
