@@ -10,7 +10,12 @@
  *                   it was attempted: a delete that timed out may still have happened). With
  *                   DATA_DIR every acknowledged write must be there, whatever was killed.
  * 3. diverged     — every instance holds the same history of every conversation.
- * 4. resurrected  — no message whose delete was answered 204 is in any final history.
+ * 4. resurrected  — no message whose delete was answered 204 is in any final history, by
+ *                   the same rule as 2: the delete is held by the instance that answered and by
+ *                   every instance a client got its `deleted` frame from; if every one of those
+ *                   processes was killed, the delete may be gone with them (a 204 covers only
+ *                   the instances linked at that moment, and nothing is on disk). With DATA_DIR
+ *                   no deleted message may come back at all.
  * 5. duplicates   — no message id twice on one client connection (message frames and the
  *                   `history` of `joined` replies on that connection together).
  * 6. brokenResumes — per client and room, with R = every message id it received over all its
@@ -56,6 +61,8 @@ export interface Resurrected {
   conv: string;
   id: string;
   slots: number[];
+  deletedAt: number;
+  holders: Array<Incarnation & { survived: boolean }>;
 }
 
 export interface Duplicate {
@@ -217,13 +224,26 @@ export function checkDiverged(final: FinalState): Divergence[] {
   return out;
 }
 
-/** 4. Messages deleted with a 204 that are back in some instance's history. */
-export function checkResurrected(events: readonly HistoryEvent[], final: FinalState): Resurrected[] {
+/** 4. Messages deleted with a 204 that are back in some instance's history (while a holder of the delete ran to the end). */
+export function checkResurrected(events: readonly HistoryEvent[], final: FinalState, options: CheckOptions): Resurrected[] {
+  const dead = new Set<string>();
+  for (const e of events) if (e.type === 'exit') dead.add(incKey(e));
+  const seenDeleted = new Map<string, Map<string, Incarnation>>();
+  for (const e of events) {
+    if (e.type !== 'ws-deleted') continue;
+    let holders = seenDeleted.get(e.id);
+    if (!holders) seenDeleted.set(e.id, (holders = new Map()));
+    holders.set(incKey(e), { slot: e.slot, incarnation: e.incarnation });
+  }
   const out: Resurrected[] = [];
   for (const e of events) {
     if (e.type !== 'rest-deleted') continue;
     const slots = final.histories.flatMap((slot, i) => ((slot[e.conv] ?? []).some((k) => k.id === e.id) ? [i] : []));
-    if (slots.length > 0) out.push({ conv: e.conv, id: e.id, slots });
+    if (slots.length === 0) continue;
+    const byKey = new Map<string, Incarnation>([[incKey(e), { slot: e.slot, incarnation: e.incarnation }], ...(seenDeleted.get(e.id) ?? [])]);
+    const holders = [...byKey.values()].map((h) => ({ ...h, survived: !dead.has(incKey(h)) }));
+    if (!options.dataDir && !holders.some((h) => h.survived)) continue;
+    out.push({ conv: e.conv, id: e.id, slots, deletedAt: e.t, holders });
   }
   return out;
 }
@@ -371,7 +391,7 @@ export function check(events: readonly HistoryEvent[], final: FinalState, option
     crashes: checkCrashes(events),
     lost: checkLost(events, final, options),
     diverged: checkDiverged(final),
-    resurrected: checkResurrected(events, final),
+    resurrected: checkResurrected(events, final, options),
     duplicates: checkDuplicates(events),
     brokenResumes: checkResumes(events, final),
   };

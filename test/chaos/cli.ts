@@ -103,7 +103,9 @@ function summary(r: CampaignResult): string[] {
   show('crashes', r.check.crashes, (c) => `h${c.slot + 1} incarnation ${c.incarnation} exited at ${(c.t / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`);
   show('lost', r.check.lost, (l) => `${l.what} ${l.id} in ${l.conv} (${l.via}, acknowledged at ${(l.ackedAt / 1000).toFixed(1)} s; holders ${l.holders.map((h) => `h${h.slot + 1}#${h.incarnation}${h.survived ? ' (ran to the end)' : ' (killed)'}`).join(', ')})`);
   show('diverged', r.check.diverged, (d) => `${d.conv}: ${d.detail}`);
-  show('resurrected', r.check.resurrected, (x) => `${x.id} in ${x.conv} on ${x.slots.map((s) => `h${s + 1}`).join(', ')}`);
+  show('resurrected', r.check.resurrected, (x) =>
+    `${x.id} in ${x.conv} on ${x.slots.map((s) => `h${s + 1}`).join(', ')} (delete answered at ${(x.deletedAt / 1000).toFixed(1)} s; holders ${x.holders.map((h) => `h${h.slot + 1}#${h.incarnation}${h.survived ? ' (ran to the end)' : ' (killed)'}`).join(', ')})`,
+  );
   show('duplicates', r.check.duplicates, (d) => `client c${d.client} connection ${d.conn}: ${d.id} ×${d.count}`);
   show('broken resumes', r.check.brokenResumes, (b) =>
     `client c${b.client} in ${b.room} never got ${b.missing.id} (ts ${b.missing.ts}); newest received ${b.newest.id}, excuse point ${b.excuse?.id ?? 'none'}; ` +

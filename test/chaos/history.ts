@@ -57,6 +57,8 @@ export type HistoryEvent =
     } & Incarnation)
   /** A message frame on a client connection; `echo` when it is the client's own message sent on that connection (its ack). */
   | ({ type: 'ws-message'; t: number; client: number; conn: number; room: string; key: Key; user: string; echo: boolean } & Incarnation)
+  /** A `deleted` frame on a client connection: that instance holds the delete. */
+  | ({ type: 'ws-deleted'; t: number; client: number; conn: number; room: string; id: string } & Incarnation)
   /** A REST writer's request answered 201/204 (ack), or with another status, or not at all (unknown). */
   | ({ type: 'rest-created'; t: number; writer: number; conv: string } & Incarnation)
   | ({ type: 'rest-posted'; t: number; writer: number; conv: string; key: Key } & Incarnation)

@@ -255,11 +255,14 @@ export class ChaosClient {
         this.noteNewest(room, key);
         return;
       }
+      case 'deleted':
+        this.ctx.record({ type: 'ws-deleted', ...at, room: f.room as string, id: f.id as string });
+        return;
       case 'error':
         this.errors[f.code as string] = (this.errors[f.code as string] ?? 0) + 1;
         return;
       default:
-        return; // presence, deleted, members
+        return; // presence, members
     }
   }
 

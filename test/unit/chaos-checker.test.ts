@@ -115,8 +115,22 @@ describe('chaos checker', () => {
 
   it('a message deleted with a 204 that is back is resurrected', () => {
     const events: HistoryEvent[] = [{ type: 'rest-deleted', t: 7, writer: 0, conv: 'c', id: m1.id, ...i10 }];
-    expect(checkResurrected(events, final({ c: [m1, m2] }))).to.deep.equal([{ conv: 'c', id: m1.id, slots: [0, 1, 2] }]);
-    expect(checkResurrected(events, final({ c: [m2] }))).to.deep.equal([]);
+    expect(checkResurrected(events, final({ c: [m1, m2] }), { dataDir: false })).to.deep.equal([
+      { conv: 'c', id: m1.id, slots: [0, 1, 2], deletedAt: 7, holders: [{ slot: 1, incarnation: 0, survived: true }] },
+    ]);
+    expect(checkResurrected(events, final({ c: [m2] }), { dataDir: false })).to.deep.equal([]);
+  });
+
+  it('unless every process that held the delete was killed (not with DATA_DIR)', () => {
+    const killed: HistoryEvent[] = [
+      { type: 'rest-deleted', t: 7, writer: 0, conv: 'c', id: m1.id, ...i10 },
+      { type: 'exit', t: 8, byNemesis: true, code: null, signal: 'SIGKILL', ...i10 },
+    ];
+    expect(checkResurrected(killed, final({ c: [m1] }), { dataDir: false })).to.deep.equal([]);
+    expect(checkResurrected(killed, final({ c: [m1] }), { dataDir: true })).to.have.length(1);
+    // a client got the deleted frame from slot 2, which ran to the end: it held the delete
+    const seen: HistoryEvent[] = [...killed, { type: 'ws-deleted', t: 7, client: 0, conn: 1, room: 'c', id: m1.id, ...i20 }];
+    expect(checkResurrected(seen, final({ c: [m1] }), { dataDir: false }).map((r) => r.id)).to.deep.equal([m1.id]);
   });
 
   it('the same id twice on one connection is a duplicate, on two connections it is not', () => {
