@@ -18,7 +18,8 @@
  * byte), so two concurrent runs never share names or addresses. Every network is torn down by
  * `destroy()` (idempotent, never throws), by a synchronous process 'exit' hook if a test run
  * dies without calling it, and networks left by a run that was killed outright (SIGKILL) are
- * reaped by the next `create()`: the bridge carries the owner's pid in its alias.
+ * reaped by the next `create()`, processes left inside them included: the bridge carries the
+ * owner's pid in its alias.
  *
  * Needs root and iproute2 (`ip`, `tc`). See `netnsAvailable()` and `requireNetns()`.
  */
@@ -209,6 +210,8 @@ async function reapStale(): Promise<void> {
     if (start !== null && start === m[2]) continue; // owner still running
     const suffix = link.ifname.slice(4);
     for (const ns of namespaces.filter((n) => n.startsWith(`cm${suffix}-h`))) {
+      // Instances the dead run left inside would keep running in an unnamed namespace.
+      killPids(await ip('netns', 'pids', ns).catch(() => ''));
       await tryIp('link', 'del', `cm${suffix}v${ns.slice(`cm${suffix}-h`.length)}`);
       await tryIp('netns', 'del', ns);
     }
