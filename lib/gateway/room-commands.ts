@@ -132,16 +132,20 @@ export class RoomCommands {
    */
   private joinedFrame(room: string, user: string, since: string | undefined, after?: string): Buffer {
     const members = this.presence.table.members(room);
+    // Messages stored but held from live delivery (catch-up under way) reach this member live:
+    // the reply leaves them out, so none comes twice on this connection.
+    const held = this.replicator.heldIds(room);
+    const notHeld = (list: StoredMessage[]) => (held ? list.filter((m) => !held.has(m.id)) : list);
     if (since !== undefined) {
       const answer = this.store.resumeAfter(room, since);
       if (answer.complete) {
         // A later page of the same answer: what follows `after` in it.
         const start = after === undefined ? 0 : answer.messages.findIndex((m) => m.id === after) + 1;
-        if (start > 0 || after === undefined) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, answer.messages.slice(start), 'oldest');
+        if (start > 0 || after === undefined) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, notHeld(answer.messages.slice(start)), 'oldest');
       }
-      return this.pagedReply({ type: 'joined', room, user, members, since, gap: true }, this.store.recent(room, this.options.historyOnJoin), 'newest');
+      return this.pagedReply({ type: 'joined', room, user, members, since, gap: true }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
     }
-    return this.pagedReply({ type: 'joined', room, user, members }, this.store.recent(room, this.options.historyOnJoin), 'newest');
+    return this.pagedReply({ type: 'joined', room, user, members }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
   }
 
   /**

@@ -21,8 +21,8 @@ export class CatchUpHold {
   private readonly everything = new Set<string>();
   /** Rooms waiting for a peer's `give`, by room. */
   private readonly rooms = new Map<string, Set<string>>();
-  /** Deliveries held, by room, in arrival order. */
-  private readonly queued = new Map<string, Buffer[]>();
+  /** Deliveries held, by room, in arrival order, with the id of the write each carries. */
+  private readonly queued = new Map<string, Array<{ id: string; payload: Buffer }>>();
   private readonly deadlines = new Map<string, NodeJS.Timeout>();
 
   constructor(
@@ -30,12 +30,21 @@ export class CatchUpHold {
     private readonly holdMs = CATCH_UP_HOLD_MS,
   ) {}
 
-  /** Delivers now, or queues while the room is held. */
-  offer(room: string, payload: Buffer): void {
+  /** Delivers now, or queues while the room is held. `id`: the write's (see heldIds). */
+  offer(room: string, payload: Buffer, id: string): void {
     if (!this.isHeld(room)) return this.deliver(room, payload);
     const queue = this.queued.get(room);
-    if (queue) queue.push(payload);
-    else this.queued.set(room, [payload]);
+    if (queue) queue.push({ id, payload });
+    else this.queued.set(room, [{ id, payload }]);
+  }
+
+  /**
+   * Ids of the writes held for a room: already in the store, not yet delivered. A `joined`
+   * reply leaves them out, since they reach the new member live (else it would get them twice).
+   */
+  heldIds(room: string): Set<string> | null {
+    const queue = this.queued.get(room);
+    return queue ? new Set(queue.map((q) => q.id)) : null;
   }
 
   /** A peer linked: hold everything until its summary is complete (or the deadline). */
@@ -101,7 +110,7 @@ export class CatchUpHold {
     for (const [room, queue] of this.queued) {
       if (this.isHeld(room)) continue;
       this.queued.delete(room);
-      for (const payload of queue) this.deliver(room, payload);
+      for (const { payload } of queue) this.deliver(room, payload);
     }
   }
 }

@@ -101,7 +101,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const result = this.store.apply(write);
     if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
     this.counters.writesCommitted++;
-    if (isLiveWrite(write)) this.hold.offer(write.room, payload);
+    if (isLiveWrite(write)) this.hold.offer(write.room, payload, writeId(write));
     const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
     return { result, replicated };
   }
@@ -127,12 +127,17 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       const at = parseTimestampId(writeId(write));
       if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
     }
-    if (this.isVisible(write)) this.hold.offer(room, payload);
+    if (this.isVisible(write)) this.hold.offer(room, payload, writeId(write));
   };
 
   /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */
   private frameBytes(): number {
     return Math.min(GIVE_BYTES, Math.floor(this.options.maxPeerPayloadBytes / 4));
+  }
+
+  /** Ids of the writes of a room stored but held from live delivery (see CatchUpHold.heldIds). */
+  heldIds(room: string): Set<string> | null {
+    return this.hold.heldIds(room);
   }
 
   /** A write members should see live: not a creation, and not a message already deleted. */
