@@ -91,6 +91,8 @@ function onFrame(frame) {
       if (frame.gap) ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.'));
       for (const message of frame.history ?? []) addMessage(message);
       setMembers(frame.members ?? []);
+      // A long resume comes in pages: ask for the next one.
+      if (frame.more && typeof frame.next === 'string') send({ type: 'join', room: state.room, user: state.user, since: frame.since, after: frame.next });
       break;
     case 'message':
       addMessage(frame);
