@@ -33,8 +33,10 @@ export class TokenVerifier {
   private readonly now: () => number;
   private jwksFailedAt = -Infinity;
 
-  constructor(private readonly options: AuthOptions & { keySource: KeySource }, private readonly extras: TokenVerifierExtras = {}) {
-    const source = options.keySource;
+  /** @param options AUTH=jwt options (from authOptionsFromEnv); throws without a key source. */
+  constructor(private readonly options: AuthOptions, private readonly extras: TokenVerifierExtras = {}) {
+    const source: KeySource | undefined = options.keySource;
+    if (source === undefined) throw new Error('TokenVerifier needs a key source (AUTH=jwt)');
     this.algorithms = Object.freeze([...source.algorithms]);
     this.now = extras.now ?? Date.now;
     if (source.kind === 'secret') this.key = source.secret;

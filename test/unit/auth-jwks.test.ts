@@ -71,7 +71,7 @@ describe('token auth: JWKS_URL', () => {
 
   function verifier(env: Record<string, string> = {}): TokenVerifier {
     const options = authOptionsFromEnv({ AUTH: 'jwt', JWKS_URL: url, JWKS_COOLDOWN_MS: '200', ...env });
-    return new TokenVerifier(options as typeof options & { keySource: NonNullable<typeof options.keySource> });
+    return new TokenVerifier(options);
   }
 
   it('verifies, then follows a key rotation without a new verifier', async () => {

@@ -47,7 +47,7 @@ describe('token auth: public key files (RS256, ES256, EdDSA)', () => {
     const path = join(dir, `${kind}.${format}`);
     writeFileSync(path, text);
     const options = authOptionsFromEnv({ AUTH: 'jwt', JWT_PUBLIC_KEY_FILE: path });
-    return new TokenVerifier(options as typeof options & { keySource: NonNullable<typeof options.keySource> });
+    return new TokenVerifier(options);
   }
 
   for (const format of ['pem', 'jwk'] as const) {

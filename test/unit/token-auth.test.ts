@@ -20,7 +20,7 @@ function sign(claims: JWTPayload, secret: Uint8Array = key, alg = 'HS256'): Prom
 
 function verifier(env: Record<string, string> = {}, extras = {}): TokenVerifier {
   const options = authOptionsFromEnv({ AUTH: 'jwt', JWT_SECRET: SECRET, ...env });
-  return new TokenVerifier(options as typeof options & { keySource: NonNullable<typeof options.keySource> }, extras);
+  return new TokenVerifier(options, extras);
 }
 
 /** Awaits a rejection with AuthError `code` (and `claim`), whose message never contains the token. */
@@ -50,6 +50,10 @@ describe('token auth: TokenVerifier (HS256)', () => {
     const exp = now() + 60;
     const token = await new SignJWT({ sub: 'svc', role: 'service', exp }).setProtectedHeader({ alg: 'HS256' }).sign(key);
     expect(await verifier().verify(token)).to.deep.equal({ sub: 'svc', role: 'service', rooms: null, jti: null, iat: null, exp });
+  });
+
+  it('cannot be built without a key source (AUTH=none)', () => {
+    expect(() => new TokenVerifier(authOptionsFromEnv({}))).to.throw(/key source/);
   });
 
   it('says token_missing without a token and refuses oversized ones', async () => {
@@ -109,7 +113,7 @@ describe('token auth: TokenVerifier (HS256)', () => {
     try {
       writeFileSync(join(dir, 'rsa.pem'), pem);
       const options = authOptionsFromEnv({ AUTH: 'jwt', JWT_PUBLIC_KEY_FILE: join(dir, 'rsa.pem') });
-      const v = new TokenVerifier(options as typeof options & { keySource: NonNullable<typeof options.keySource> });
+      const v = new TokenVerifier(options);
       // The same claims signed properly verify, so the refusal below is about the algorithm.
       await v.verify(await sign({}, privateKey as never, 'RS256'));
       for (const text of [pem, pem.trim()]) {
