@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AUTH_DEFAULTS, TokenVerifier, type AuthOptions } from './auth/index.js';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
@@ -32,6 +33,10 @@ export interface ChatNodeDeps {
   logStream?: NodeJS.WritableStream;
   /** More peer sources besides DISCOVERY's (cluster mode adds the sibling workers). */
   extraPeerSources?: (node: { id: string; meshPort: number }) => PeerSource[];
+  /** Client authentication (authOptionsFromEnv). @default AUTH=none */
+  auth?: AuthOptions;
+  /** METRICS_TOKEN: /metrics needs it as a Bearer token. */
+  metricsToken?: string;
 }
 
 type NodeState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
@@ -59,6 +64,10 @@ export class ChatNode {
   private _metrics: Registry | null = null;
   private _port = 0;
   private _meshPort = 0;
+
+  private get auth(): AuthOptions {
+    return this.deps.auth ?? AUTH_DEFAULTS;
+  }
 
   constructor(options: Partial<ChatmeshOptions> = {}, private readonly deps: ChatNodeDeps = {}) {
     this.options = resolveOptions(options);
@@ -89,6 +98,7 @@ export class ChatNode {
     const gateway = this.gateway;
     return healthCheck({
       node: { id: this.id, port: this._port, version: VERSION, startedAt: this.startedAt },
+      auth: this.auth.mode,
       closing: gateway.isClosing,
       gateway,
       store: this._store!,
@@ -107,6 +117,7 @@ export class ChatNode {
     this.server = createHttpServer(o, {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
+      ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
       api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
@@ -139,15 +150,18 @@ export class ChatNode {
     );
     // One budget of new conversations per client address, shared by REST and WebSocket joins.
     const creations = new CreationLimiter(o.newConversationsPerMin);
-    this._api = new ConversationsApi(o, store, this._replicator, creations);
+    // One verifier (and JWKS cache) for REST and WebSocket; none with AUTH=none.
+    const verifier = this.auth.mode === 'jwt' ? new TokenVerifier(this.auth) : null;
+    this._api = new ConversationsApi(o, store, this._replicator, creations, verifier);
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
-    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log);
+    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();
     this._gateway.start();
 
     this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
+    this.logAuth(verifier);
     if (o.meshSecret === undefined) this.log.warn('MESH_SECRET is not set: peer links are accepted from loopback only');
     if (o.discovery === 'static' && o.peers.length === 0) this.log.warn('DISCOVERY=static but no PEERS or PEERS_FILE: this node has no peers');
 
@@ -160,6 +174,19 @@ export class ChatNode {
       source.start({ add: (address, from) => mesh.addTarget(address, from), remove: (address, from) => mesh.removeTarget(address, from) });
     }
     this.state = 'running';
+  }
+
+  /** The one start-up line that says whether clients need a token. */
+  private logAuth(verifier: TokenVerifier | null): void {
+    const a = this.auth;
+    if (verifier === null) {
+      this.log.info('AUTH=none: clients are not authenticated (anyone may connect under any name); set AUTH=jwt to require tokens', { auth: 'none' });
+      return;
+    }
+    const keys = a.keySource!.kind === 'jwks' ? 'JWKS_URL' : a.keySource!.kind === 'secret' ? 'JWT_SECRET' : 'JWT_PUBLIC_KEY_FILE';
+    this.log.info('AUTH=jwt: every client needs a valid token', { auth: 'jwt', keys, algorithms: verifier.algorithms.join(','), issuer: a.issuer ?? null, audience: a.audience ?? null });
+    // Fetch the JWKS now so the first client does not wait; a failure is retried on demand.
+    verifier.prefetch().catch((err: Error) => this.log.warn('JWKS_URL: signing keys could not be fetched yet', { error: err.message }));
   }
 
   /**
