@@ -7,13 +7,15 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AUTH_DEFAULTS, TokenVerifier, type AuthOptions } from './auth/index.js';
+import { AUTH_DEFAULTS, RevocationTable, TokenVerifier, type AuthOptions } from './auth/index.js';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
 import { CreationLimiter } from './core/creation-limiter.js';
 import { ConversationStore } from './core/conversation-store.js';
 import { ConversationsApi } from './http/conversations-api.js';
+import { REVOCATIONS_PATH, RevocationsApi } from './http/revocations-api.js';
+import { Revocations } from './replication/revocations.js';
 import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
 import type { Registry } from 'prom-client';
@@ -60,6 +62,8 @@ export class ChatNode {
   private _store: ConversationStore | null = null;
   private startedAt = 0;
   private _api: ConversationsApi | null = null;
+  private _revocationsApi: RevocationsApi | null = null;
+  private _revocations: Revocations | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
   private _port = 0;
@@ -118,7 +122,10 @@ export class ChatNode {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
       ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
-      api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
+      api: (req, res, path) => {
+        if (path === REVOCATIONS_PATH) return this._revocationsApi ? this._revocationsApi.handle(req, res) : res.destroy();
+        return this._api ? this._api.handle(req, res, path) : res.destroy();
+      },
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
         ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
@@ -150,14 +157,21 @@ export class ChatNode {
     );
     // One budget of new conversations per client address, shared by REST and WebSocket joins.
     const creations = new CreationLimiter(o.newConversationsPerMin);
-    // One verifier (and JWKS cache) for REST and WebSocket; none with AUTH=none.
-    const verifier = this.auth.mode === 'jwt' ? new TokenVerifier(this.auth) : null;
+    // One verifier (and JWKS cache) for REST and WebSocket; none with AUTH=none. The revocation
+    // table is replicated either way (an instance without auth still relays it).
+    const table = new RevocationTable();
+    const verifier = this.auth.mode === 'jwt' ? new TokenVerifier(this.auth, { revocations: table }) : null;
+    const horizon = this.auth.maxTokenLifetimeSec + this.auth.clockToleranceSec + 60;
+    this._revocations = new Revocations(table, this._mesh, this._sync, { maxHorizonSec: horizon }, this.log);
+    this._revocationsApi = new RevocationsApi(verifier, this._revocations, this.auth);
     this._api = new ConversationsApi(o, store, this._replicator, creations, verifier);
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();
+    this._revocations.start();
+    this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));
     this._gateway.start();
 
     this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
@@ -208,6 +222,7 @@ export class ChatNode {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
       this._replicator?.close();
+      this._revocations?.close();
       this._presence?.close();
       this._sync?.close();
       await this._mesh?.close();

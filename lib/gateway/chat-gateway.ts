@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { Identity, TokenVerifier } from '../auth/index.js';
+import type { Identity, RevocationCheck, TokenVerifier } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
 import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
@@ -245,6 +245,11 @@ export class ChatGateway implements CommandGateway {
     await Promise.race([Promise.all(closes), deadline]);
     for (const conn of this.connections) conn.socket.terminate();
     this.wss.close();
+  }
+
+  /** AUTH=jwt: closes (4403) every connection whose token the revocation table now matches. */
+  closeRevoked(check: RevocationCheck): number {
+    return this.auth?.closeRevoked(this.connections, check) ?? 0;
   }
 
   /** Marks the gateway as shutting down (health turns 503) before anything is closed. */

@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { AuthError, AuthErrorCode, tokenFromUpgrade, type Identity, type TokenVerifier } from '../auth/index.js';
+import { AuthError, AuthErrorCode, tokenFromUpgrade, type Identity, type RevocationCheck, type TokenVerifier } from '../auth/index.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { bearerChallenge, rejectUpgrade } from '../http/responses.js';
@@ -93,6 +93,20 @@ export class ClientAuth {
         this.gateway.sendError(conn, e.code, e.message);
       },
     );
+  }
+
+  /** Closes (4403) every connection whose token `check` now revokes; returns how many. */
+  closeRevoked(connections: Iterable<ClientConnection>, check: RevocationCheck): number {
+    let closed = 0;
+    for (const conn of connections) {
+      if (conn.identity === null || !check.isRevoked(conn.identity)) continue;
+      this.unwatch(conn);
+      conn.socket.close(CloseCode.Revoked, 'token revoked');
+      setTimeout(() => conn.socket.terminate(), 1000).unref();
+      closed++;
+    }
+    if (closed > 0) this.log.info('connections closed: token revoked', { closed });
+    return closed;
   }
 
   private refuse(socket: Duplex, err: unknown): void {
