@@ -9,6 +9,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AUTH_DEFAULTS, RevocationTable, TokenVerifier, type AuthOptions } from './auth/index.js';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
+import type { TlsOptions } from './tls-options.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
 import { CreationLimiter } from './core/creation-limiter.js';
@@ -39,6 +40,8 @@ export interface ChatNodeDeps {
   auth?: AuthOptions;
   /** METRICS_TOKEN: /metrics needs it as a Bearer token. */
   metricsToken?: string;
+  /** MESH_TLS_* (peer links over mutual TLS, on a MESH_PORT of their own) and TLS_* (clients). */
+  tls?: TlsOptions;
 }
 
 type NodeState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
@@ -115,6 +118,8 @@ export class ChatNode {
     this.state = 'starting';
     const o = this.options;
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
+    const tls = this.deps.tls;
+    if (tls?.mesh && !separateMeshPort) throw new Error('MESH_TLS needs a MESH_PORT other than PORT');
     const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>
       this._transport ? this._transport.handleUpgrade(req, socket, head) : socket.destroy();
 
@@ -130,12 +135,16 @@ export class ChatNode {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
         ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
       },
-    });
+    }, tls?.clients);
     this._port = await listen(this.server, o.port, o.host);
     // After listen, a server error (EMFILE on accept, say) is logged, never a crash.
     this.server.on('error', (err) => this.log.error('HTTP server error', { error: err.message }));
     if (separateMeshPort) {
-      this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } });
+      const mtls = tls?.mesh && { ...tls.mesh, requestCert: true, rejectUnauthorized: true };
+      this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } }, mtls);
+      // A peer without a certificate from MESH_TLS_CA never reaches the handshake: say who and why.
+      this.meshServer.on('tlsClientError', (err: Error, socket: import('node:net').Socket) =>
+        this.log.warn('peer rejected', { direction: 'in', from: socket.remoteAddress, by: 'us', reason: `TLS: ${err.message}` }));
       // Exclusive: in cluster mode every worker has a mesh port of its own (clients share PORT).
       this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host, true);
       this.meshServer.on('error', (err) => this.log.error('mesh server error', { error: err.message }));
@@ -143,7 +152,7 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort });
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }) });
     this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = (this._store = new ConversationStore(o, this.id));
     // One reader of the sync channel, which hands catch-up to the replicator and presence snapshots to presence.
@@ -174,7 +183,7 @@ export class ChatNode {
     this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));
     this._gateway.start();
 
-    this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
+    this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION, meshTls: tls?.mesh !== undefined, clientTls: tls?.clients !== undefined });
     this.logAuth(verifier);
     if (o.meshSecret === undefined) this.log.warn('MESH_SECRET is not set: peer links are accepted from loopback only');
     if (o.discovery === 'static' && o.peers.length === 0) this.log.warn('DISCOVERY=static but no PEERS or PEERS_FILE: this node has no peers');

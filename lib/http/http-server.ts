@@ -5,6 +5,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
 import { ApiErrorCode } from '../errors.js';
@@ -29,8 +31,12 @@ export interface HttpRoutes {
   upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 }
 
-export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.Server {
-  const server = http.createServer({
+/** TLS for a server: its certificate and key; with `ca` and requestCert, only clients with a certificate from that CA. */
+export type ServerTls = Pick<SecureContextOptions, 'cert' | 'key' | 'ca'> & { requestCert?: boolean; rejectUnauthorized?: boolean };
+
+/** A plain HTTP server, or HTTPS with `tls` (the same routes, limits and timeouts). */
+export function createHttpServer(limits: HttpLimits, routes: HttpRoutes, tls?: ServerTls): http.Server {
+  const options = {
     headersTimeout: limits.httpHeadersTimeoutMs,
     requestTimeout: limits.httpRequestTimeoutMs,
     keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
@@ -38,7 +44,9 @@ export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.S
     // Node checks the two timeouts above only this often (30 s by default, which would make
     // any shorter timeout a dead letter): check a few times per shortest timeout.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(limits.httpHeadersTimeoutMs, limits.httpRequestTimeoutMs) / 4))),
-  });
+  };
+  // An https.Server is an http.Server with TLS under it (the same events and methods).
+  const server = tls ? (https.createServer({ ...options, ...tls }) as unknown as http.Server) : http.createServer(options);
   server.on('request', (req, res) => handleRequest(req, res, routes));
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());

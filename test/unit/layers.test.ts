@@ -43,6 +43,7 @@ function layerOf(file: string): Layer {
     case 'config.ts':
     case 'config-env.ts':
     case 'version.ts':
+    case 'tls-options.ts':
     case 'auth':
       return 'base';
     case 'core':
