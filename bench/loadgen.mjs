@@ -203,7 +203,7 @@ export async function runScenario(spec, cluster, progress = () => {}) {
 
   function connectOne(c) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(c.token ? `${urls[c.inst]}/?token=${c.token}` : urls[c.inst], { perMessageDeflate: false });
+      const ws = new WebSocket(c.token ? `${urls[c.inst].replace(/\/?$/, '/')}?token=${c.token}` : urls[c.inst], { perMessageDeflate: false });
       c.ws = ws;
       const timer = setTimeout(() => {
         reject(new Error(`client ${c.idx}: no 'joined' from ${urls[c.inst]} within ${JOIN_TIMEOUT_MS} ms`));
