@@ -16,16 +16,20 @@ try {
   }
   throw err;
 }
-const { ChatNode, optionsFromEnv, ConfigError, runClusterPrimary, ClusterSiblings, createLogger } = lib;
+const { ChatNode, optionsFromEnv, authOptionsFromEnv, metricsTokenFromEnv, tlsOptionsFromEnv, ConfigError, runClusterPrimary, ClusterSiblings, createLogger } = lib;
 
 function fail(message) {
   console.error(`chatmesh: ${message}`);
   process.exit(1);
 }
 
-let options;
+let options, auth, metricsToken, tls;
 try {
   options = optionsFromEnv(process.env);
+  // AUTH, JWT_*, JWKS_*: checked here, so a bad value stops start-up naming the variable.
+  auth = authOptionsFromEnv(process.env);
+  metricsToken = metricsTokenFromEnv(process.env);
+  tls = tlsOptionsFromEnv(process.env);
 } catch (err) {
   if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`);
   throw err;
@@ -46,6 +50,9 @@ if (clusterMode && cluster.isPrimary) {
 
 const isWorker = clusterMode && cluster.isWorker;
 const node = new ChatNode(options, {
+  auth,
+  metricsToken,
+  tls,
   extraPeerSources: isWorker ? ({ id, meshPort }) => [new ClusterSiblings(meshPort, id)] : undefined,
 });
 try {

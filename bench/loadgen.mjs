@@ -5,6 +5,20 @@
 // send-to-receive latency (same-instance and cross-instance apart) and server CPU / RSS.
 import { WebSocket } from 'ws';
 import { performance } from 'node:perf_hooks';
+import { SignJWT } from 'jose';
+
+/**
+ * AUTH=jwt in the environment (the instances inherit it): every client connects with a token
+ * of its own (role agent, so it may join any room), signed with JWT_SECRET, sent as ?token=.
+ */
+const AUTH_JWT = (process.env.AUTH ?? '').toLowerCase() === 'jwt';
+async function tokenFor(user) {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: user, role: 'agent', iat: now, exp: now + 3600 };
+  if (process.env.JWT_ISSUER) claims.iss = process.env.JWT_ISSUER;
+  if (process.env.JWT_AUDIENCE) claims.aud = process.env.JWT_AUDIENCE;
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(process.env.JWT_SECRET ?? ''));
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const CONNECT_CONCURRENCY = 200;
@@ -73,6 +87,7 @@ export async function runScenario(spec, cluster, progress = () => {}) {
     const user = `u${i}`;
     clients[i] = {
       idx: i, inst, roomIdx, room, user, ws: null, joined: false, onJoined: null,
+      token: null, // AUTH=jwt: its token
       pub: null, // this client's publisher state, if it publishes
       next: null, // Int32Array: next expected seq from each publisher of its room (order check)
     };
@@ -188,7 +203,7 @@ export async function runScenario(spec, cluster, progress = () => {}) {
 
   function connectOne(c) {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(urls[c.inst], { perMessageDeflate: false });
+      const ws = new WebSocket(c.token ? `${urls[c.inst].replace(/\/?$/, '/')}?token=${c.token}` : urls[c.inst], { perMessageDeflate: false });
       c.ws = ws;
       const timer = setTimeout(() => {
         reject(new Error(`client ${c.idx}: no 'joined' from ${urls[c.inst]} within ${JOIN_TIMEOUT_MS} ms`));
@@ -218,6 +233,7 @@ export async function runScenario(spec, cluster, progress = () => {}) {
   }
 
   async function connectAll() {
+    if (AUTH_JWT) for (const c of clients) c.token = await tokenFor(c.user);
     let next = 0;
     let failure = null;
     const worker = async () => {

@@ -7,12 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AUTH_DEFAULTS, RevocationTable, TokenVerifier, type AuthOptions } from './auth/index.js';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
+import type { TlsOptions } from './tls-options.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
 import { CreationLimiter } from './core/creation-limiter.js';
 import { ConversationStore } from './core/conversation-store.js';
 import { ConversationsApi } from './http/conversations-api.js';
+import { REVOCATIONS_PATH, RevocationsApi } from './http/revocations-api.js';
+import { Revocations } from './replication/revocations.js';
 import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
 import type { Registry } from 'prom-client';
@@ -32,6 +36,12 @@ export interface ChatNodeDeps {
   logStream?: NodeJS.WritableStream;
   /** More peer sources besides DISCOVERY's (cluster mode adds the sibling workers). */
   extraPeerSources?: (node: { id: string; meshPort: number }) => PeerSource[];
+  /** Client authentication (authOptionsFromEnv). @default AUTH=none */
+  auth?: AuthOptions;
+  /** METRICS_TOKEN: /metrics needs it as a Bearer token. */
+  metricsToken?: string;
+  /** MESH_TLS_* (peer links over mutual TLS, on a MESH_PORT of their own) and TLS_* (clients). */
+  tls?: TlsOptions;
 }
 
 type NodeState = 'new' | 'starting' | 'running' | 'closing' | 'closed';
@@ -55,10 +65,16 @@ export class ChatNode {
   private _store: ConversationStore | null = null;
   private startedAt = 0;
   private _api: ConversationsApi | null = null;
+  private _revocationsApi: RevocationsApi | null = null;
+  private _revocations: Revocations | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
   private _port = 0;
   private _meshPort = 0;
+
+  private get auth(): AuthOptions {
+    return this.deps.auth ?? AUTH_DEFAULTS;
+  }
 
   constructor(options: Partial<ChatmeshOptions> = {}, private readonly deps: ChatNodeDeps = {}) {
     this.options = resolveOptions(options);
@@ -89,6 +105,7 @@ export class ChatNode {
     const gateway = this.gateway;
     return healthCheck({
       node: { id: this.id, port: this._port, version: VERSION, startedAt: this.startedAt },
+      auth: this.auth.mode,
       closing: gateway.isClosing,
       gateway,
       store: this._store!,
@@ -101,23 +118,33 @@ export class ChatNode {
     this.state = 'starting';
     const o = this.options;
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
+    const tls = this.deps.tls;
+    if (tls?.mesh && !separateMeshPort) throw new Error('MESH_TLS needs a MESH_PORT other than PORT');
     const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>
       this._transport ? this._transport.handleUpgrade(req, socket, head) : socket.destroy();
 
     this.server = createHttpServer(o, {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
-      api: (req, res, path) => (this._api ? this._api.handle(req, res, path) : res.destroy()),
+      ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
+      api: (req, res, path) => {
+        if (path === REVOCATIONS_PATH) return this._revocationsApi ? this._revocationsApi.handle(req, res) : res.destroy();
+        return this._api ? this._api.handle(req, res, path) : res.destroy();
+      },
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
         ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
       },
-    });
+    }, tls?.clients);
     this._port = await listen(this.server, o.port, o.host);
     // After listen, a server error (EMFILE on accept, say) is logged, never a crash.
     this.server.on('error', (err) => this.log.error('HTTP server error', { error: err.message }));
     if (separateMeshPort) {
-      this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } });
+      const mtls = tls?.mesh && { ...tls.mesh, requestCert: true, rejectUnauthorized: true };
+      this.meshServer = createHttpServer(o, { upgrades: { [MESH_PATH]: meshUpgrade } }, mtls);
+      // A peer without a certificate from MESH_TLS_CA never reaches the handshake: say who and why.
+      this.meshServer.on('tlsClientError', (err: Error, socket: import('node:net').Socket) =>
+        this.log.warn('peer rejected', { direction: 'in', from: socket.remoteAddress, by: 'us', reason: `TLS: ${err.message}` }));
       // Exclusive: in cluster mode every worker has a mesh port of its own (clients share PORT).
       this._meshPort = await listen(this.meshServer, o.meshPort, o.meshHost ?? o.host, true);
       this.meshServer.on('error', (err) => this.log.error('mesh server error', { error: err.message }));
@@ -125,7 +152,7 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort });
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }) });
     this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = (this._store = new ConversationStore(o, this.id));
     // One reader of the sync channel, which hands catch-up to the replicator and presence snapshots to presence.
@@ -139,15 +166,25 @@ export class ChatNode {
     );
     // One budget of new conversations per client address, shared by REST and WebSocket joins.
     const creations = new CreationLimiter(o.newConversationsPerMin);
-    this._api = new ConversationsApi(o, store, this._replicator, creations);
+    // One verifier (and JWKS cache) for REST and WebSocket; none with AUTH=none. The revocation
+    // table is replicated either way (an instance without auth still relays it).
+    const table = new RevocationTable();
+    const verifier = this.auth.mode === 'jwt' ? new TokenVerifier(this.auth, { revocations: table }) : null;
+    const horizon = this.auth.maxTokenLifetimeSec + this.auth.clockToleranceSec + 60;
+    this._revocations = new Revocations(table, this._mesh, this._sync, { maxHorizonSec: horizon }, this.log);
+    this._revocationsApi = new RevocationsApi(verifier, this._revocations, this.auth);
+    this._api = new ConversationsApi(o, store, this._replicator, creations, verifier);
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
-    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log);
+    this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._replicator.start();
+    this._revocations.start();
+    this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));
     this._gateway.start();
 
-    this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION });
+    this.log.info('chatmesh listening', { port: this._port, meshPort: this._meshPort, discovery: o.discovery, version: VERSION, meshTls: tls?.mesh !== undefined, clientTls: tls?.clients !== undefined });
+    this.logAuth(verifier);
     if (o.meshSecret === undefined) this.log.warn('MESH_SECRET is not set: peer links are accepted from loopback only');
     if (o.discovery === 'static' && o.peers.length === 0) this.log.warn('DISCOVERY=static but no PEERS or PEERS_FILE: this node has no peers');
 
@@ -160,6 +197,19 @@ export class ChatNode {
       source.start({ add: (address, from) => mesh.addTarget(address, from), remove: (address, from) => mesh.removeTarget(address, from) });
     }
     this.state = 'running';
+  }
+
+  /** The one start-up line that says whether clients need a token. */
+  private logAuth(verifier: TokenVerifier | null): void {
+    const a = this.auth;
+    if (verifier === null) {
+      this.log.info('AUTH=none: clients are not authenticated (anyone may connect under any name); set AUTH=jwt to require tokens', { auth: 'none' });
+      return;
+    }
+    const keys = a.keySource!.kind === 'jwks' ? 'JWKS_URL' : a.keySource!.kind === 'secret' ? 'JWT_SECRET' : 'JWT_PUBLIC_KEY_FILE';
+    this.log.info('AUTH=jwt: every client needs a valid token', { auth: 'jwt', keys, algorithms: verifier.algorithms.join(','), issuer: a.issuer ?? null, audience: a.audience ?? null });
+    // Fetch the JWKS now so the first client does not wait; a failure is retried on demand.
+    verifier.prefetch().catch((err: Error) => this.log.warn('JWKS_URL: signing keys could not be fetched yet', { error: err.message }));
   }
 
   /**
@@ -181,6 +231,7 @@ export class ChatNode {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
       this._replicator?.close();
+      this._revocations?.close();
       this._presence?.close();
       this._sync?.close();
       await this._mesh?.close();

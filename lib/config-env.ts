@@ -115,3 +115,15 @@ export function readPeersFile(path: string): string[] {
   }
   return list.map((p: string) => normalizePeerUrl(p, 'PEERS_FILE'));
 }
+
+/** Shortest METRICS_TOKEN: long enough that guessing it is hopeless. */
+export const MIN_METRICS_TOKEN_LENGTH = 16;
+
+/** METRICS_TOKEN: when set, GET /metrics needs `Authorization: Bearer <it>`. Undefined when unset. */
+export function metricsTokenFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < MIN_METRICS_TOKEN_LENGTH) throw new ConfigError('METRICS_TOKEN', `must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`);
+  if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(raw)) throw new ConfigError('METRICS_TOKEN', 'must be a Bearer token (letters, digits and -._~+/)');
+  return raw;
+}

@@ -18,6 +18,8 @@ export const ClientErrorCode = {
   StoreFull: 'store_full',
   /** The write was not stored for another reason (named in the message). */
   NotStored: 'not_stored',
+  /** AUTH=jwt: the token does not allow this (a room outside its grant). The connection stays open. */
+  Forbidden: 'forbidden',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -33,6 +35,10 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** Slow consumer: the client does not read and its send buffer is full. */
   TryAgainLater: 1013,
+  /** Client, AUTH=jwt: the connection's token expired (send a refresh before exp to stay). */
+  TokenExpired: 4401,
+  /** Client, AUTH=jwt: the connection's token was revoked. */
+  Revoked: 4403,
   /** Peer: a second link to the same node; the other one is kept. */
   DuplicateLink: 4000,
   /** Peer: authentication failed or not allowed from this address. */
@@ -66,5 +72,9 @@ export const ApiErrorCode = {
   RateLimited: 'rate_limited',
   /** 507: the store is full; nothing was stored. */
   StoreFull: 'store_full',
+  /** 401: AUTH=jwt and no valid token (the answer carries WWW-Authenticate: Bearer). */
+  Unauthorized: 'unauthorized',
+  /** 403: the token's role does not allow this. */
+  Forbidden: 'forbidden',
   Internal: 'internal',
 } as const;

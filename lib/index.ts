@@ -1,7 +1,9 @@
 /** chatmesh: a brokerless WebSocket chat server. */
 export { ChatNode, type ChatNodeDeps } from './chat-node.js';
 export { resolveOptions, DEFAULTS, ConfigError, type ChatmeshOptions } from './config.js';
-export { optionsFromEnv } from './config-env.js';
+export { metricsTokenFromEnv, optionsFromEnv } from './config-env.js';
+export { authOptionsFromEnv, type AuthOptions } from './auth/index.js';
+export { tlsOptionsFromEnv, type TlsOptions } from './tls-options.js';
 export { ClientErrorCode, CloseCode } from './errors.js';
 export type { HealthReport } from './http/health.js';
 export type { PeerStatus, PeerState } from './mesh/mesh.js';

@@ -18,7 +18,7 @@
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
-import { addMessage, addTombstone, compare, digestText, entryBytes, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
+import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
 export type { ApplyResult, StoredMessage } from './conversation.js';
@@ -109,6 +109,17 @@ export class ConversationStore {
     return this.messageTimestamp(room, messageId) !== null;
   }
 
+  /** The customer a conversation belongs to (AUTH=jwt); undefined when none or not held. */
+  ownerOf(room: string): string | undefined {
+    return this.live(room)?.owner;
+  }
+
+  /** The author (token sub) of a (not deleted) message; undefined when none was recorded. */
+  authorOf(room: string, messageId: string): string | undefined {
+    const entry = this.live(room)?.byId.get(messageId);
+    return entry !== undefined && !entry.deleted ? entry.author : undefined;
+  }
+
   /** The timestamp of a (not deleted) message, or null. */
   messageTimestamp(room: string, messageId: string): number | null {
     const entry = this.live(room)?.byId.get(messageId);
@@ -138,12 +149,16 @@ export class ConversationStore {
       conv = fresh;
       this.conversations.set(write.room, conv);
       this.bytes += conv.bytes;
-      if (write.type === 'created') return 'applied';
+      if (write.type === 'created') {
+        mergeOwner(conv, id, write.owner);
+        return 'applied';
+      }
     }
     const before = conv.bytes;
     let result: ApplyResult;
     switch (write.type) {
       case 'created':
+        mergeOwner(conv, id, write.owner);
         if (id >= conv.createdId) {
           result = 'duplicate';
         } else {
@@ -158,7 +173,7 @@ export class ConversationStore {
           break;
         }
         const arrivedAt = this.now();
-        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall) };
+        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall), ...(write.by !== undefined && { author: write.by }) };
         result = addMessage(conv, entry, this.options.maxMessagesPerConversation);
         break;
       }
@@ -213,7 +228,8 @@ export class ConversationStore {
   writesMissingFrom(room: string, theirIds: ReadonlySet<string>): StoreWrite[] {
     const conv = this.live(room);
     if (!conv) return [];
-    const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId }];
+    const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId, ...(conv.ownerFrom === conv.createdId && { owner: conv.owner! }) }];
+    if (conv.owner !== undefined && conv.ownerFrom !== conv.createdId) out.push({ type: 'created', room, id: conv.ownerFrom!, owner: conv.owner });
     // Tombstones first: a deleted message's placeholder that arrives after its tombstone
     // takes its place as deleted, never as an empty visible message.
     for (const [id, t] of conv.tombstones) {
@@ -274,5 +290,7 @@ export class ConversationStore {
 }
 
 export function messageWrite(room: string, m: StoredMessage): StoreWrite {
-  return { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+  const write: StoreWrite = { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+  if (m.author !== undefined) write.by = m.author;
+  return write;
 }

@@ -10,6 +10,8 @@ export interface StoredMessage {
   content: string;
   /** Milliseconds since the epoch; the history is ordered by (timestamp, id). */
   timestamp: number;
+  /** The author's token sub (AUTH=jwt); absent without auth. */
+  author?: string;
 }
 
 /**
@@ -37,6 +39,10 @@ export interface Entry extends StoredMessage {
 export interface Conversation {
   id: string;
   createdId: string;
+  /** The customer it belongs to (AUTH=jwt): from the `created` write with the smallest id that names one. */
+  owner?: string;
+  /** The id of that write. */
+  ownerFrom?: string;
   lastActivity: number;
   /** Sorted by (timestamp, id), deleted placeholders included. */
   messages: Entry[];
@@ -71,6 +77,13 @@ export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'>):
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
   return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
+}
+
+/** Takes the owner a `created` write names: the one from the smallest such write wins, in any order. */
+export function mergeOwner(conv: Conversation, writeId: string, owner: string | undefined): void {
+  if (owner === undefined || (conv.ownerFrom !== undefined && conv.ownerFrom <= writeId)) return;
+  conv.owner = owner;
+  conv.ownerFrom = writeId;
 }
 
 /** Adds a message (or the place of a deleted one) to a conversation holding at most `max`. */
@@ -142,7 +155,9 @@ function dropTombstone(conv: Conversation, id: string): void {
 }
 
 export function publicMessage(e: Entry): StoredMessage {
-  return { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
+  return e.author === undefined
+    ? { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp }
+    : { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp, author: e.author };
 }
 
 export function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {

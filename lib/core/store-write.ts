@@ -10,8 +10,10 @@
 import { MAX_COUNTER, MAX_FORWARD_JUMP_MS, parseTimestampId } from './hybrid-clock.js';
 
 export type StoreWrite =
-  | { type: 'created'; room: string; id: string }
-  | { type: 'message'; id: string; room: string; user: string; text: string; ts: number }
+  /** `owner`: the customer (token sub) the conversation belongs to, with AUTH=jwt. */
+  | { type: 'created'; room: string; id: string; owner?: string }
+  /** `by`: the author's token sub, with AUTH=jwt. */
+  | { type: 'message'; id: string; room: string; user: string; text: string; ts: number; by?: string }
   | { type: 'deleted'; room: string; id: string; ts: number; at: string };
 
 /** The id that dedupes this write across the mesh. */
@@ -46,6 +48,14 @@ export function isValidName(value: unknown, maxLength: number): value is string 
   return typeof value === 'string' && value.length <= maxLength && value.trim() !== '' && !CONTROL_CHARS.test(value) && value.isWellFormed();
 }
 
+/** Longest token subject (lib/auth MAX_SUB_LENGTH): `owner` and `by` hold one. */
+export const MAX_SUBJECT_LENGTH = 128;
+
+/** An optional subject field: absent, or a well-formed string of 1–128 characters. */
+function subjectOk(v: unknown): boolean {
+  return v === undefined || (typeof v === 'string' && v.length > 0 && v.length <= MAX_SUBJECT_LENGTH && v.isWellFormed());
+}
+
 /** The node that stamped an id made by timestampId (the part after the clock). */
 export function stampedBy(id: string): string {
   return id.slice(id.indexOf('-') + 1);
@@ -78,12 +88,13 @@ export function decodeWrite(value: unknown, limits: WriteLimits, now: number = D
   if (!isValidName(v.room, limits.maxNameLength) || typeof v.id !== 'string') return null;
   switch (v.type) {
     case 'created':
-      if (!clockOk(v.id, now)) return null;
-      return { type: 'created', room: v.room, id: v.id };
+      if (!clockOk(v.id, now) || !subjectOk(v.owner)) return null;
+      return v.owner === undefined ? { type: 'created', room: v.room, id: v.id } : { type: 'created', room: v.room, id: v.id, owner: v.owner as string };
     case 'message':
       if (!clockOk(v.id, now) || !isValidName(v.user, limits.maxNameLength)) return null;
       if (typeof v.text !== 'string' || v.text.length > limits.maxTextLength || !v.text.isWellFormed()) return null;
-      if (!isTs(v.ts) || !tsFitsId(v.ts, v.id)) return null;
+      if (!isTs(v.ts) || !tsFitsId(v.ts, v.id) || !subjectOk(v.by)) return null;
+      if (v.by !== undefined) return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts, by: v.by as string };
       return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts };
     case 'deleted':
       // `at` is the delete's own stamp; `id` and `ts` are the deleted message's.

@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Identity, RevocationCheck, TokenVerifier } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
 import { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode, CloseCode } from '../errors.js';
@@ -24,6 +25,7 @@ import type { PresenceMeta } from '../mesh/envelope.js';
 import { decodeClientFrame, errorFrame, type RoomEvent } from '../protocol/client-frames.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
+import { ClientAuth } from './client-auth.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
 import { RoomCommands, type CommandGateway } from './room-commands.js';
 import { encodeTextFrame } from './text-frame.js';
@@ -63,6 +65,10 @@ export class ChatGateway implements CommandGateway {
   private readonly limits: ConnectionLimits;
   private readonly commands: RoomCommands;
   private closing = false;
+  /** AUTH=jwt: token checks at the upgrade, expiry and refresh; null with AUTH=none. */
+  private readonly auth: ClientAuth | null;
+  /** Frame limits of a connection with a token (join's user optional, refresh allowed). */
+  private readonly authLimits: GatewayOptions & { authenticated: true };
 
   constructor(
     private readonly options: GatewayOptions,
@@ -71,7 +77,11 @@ export class ChatGateway implements CommandGateway {
     private readonly presence: ClusterPresence,
     creations: CreationLimiter,
     private readonly log: Logger,
+    verifier: TokenVerifier | null = null,
+    clockToleranceSec = 0,
   ) {
+    this.auth = verifier ? new ClientAuth(verifier, clockToleranceSec, this, log) : null;
+    this.authLimits = { ...options, authenticated: true };
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -103,8 +113,8 @@ export class ChatGateway implements CommandGateway {
   }
 
   /**
-   * Completes a WebSocket upgrade on the client path, unless the instance is full (503) or
-   * the browser origin is not allowed (403).
+   * Completes a WebSocket upgrade on the client path, unless the instance is full (503), the
+   * browser origin is not allowed (403) or, with AUTH=jwt, the token is missing or bad (401).
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.connections.size >= this.options.maxConnections) {
@@ -118,7 +128,9 @@ export class ChatGateway implements CommandGateway {
       rejectUpgrade(socket, 403);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket));
+    const proceed = (identity: Identity | null) => this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket, identity));
+    if (this.auth) this.auth.admit(req, socket, proceed);
+    else proceed(null);
   }
 
   /** Number of open client connections. */
@@ -176,18 +188,17 @@ export class ChatGateway implements CommandGateway {
       this.sendError(conn, ClientErrorCode.BinaryNotSupported, 'frames must be JSON text');
       return;
     }
-    const decoded = decodeClientFrame(data.toString(), this.options);
-    if (!decoded.ok) {
-      this.sendError(conn, decoded.code, decoded.message);
-      return;
-    }
-    this.commands.dispatch(conn, decoded.frame);
+    const decoded = conn.identity ? decodeClientFrame(data.toString(), this.authLimits) : decodeClientFrame(data.toString(), this.options);
+    if (!decoded.ok) this.sendError(conn, decoded.code, decoded.message);
+    else if (decoded.frame.type === 'refresh') this.auth?.refresh(conn, decoded.frame.token);
+    else this.commands.dispatch(conn, decoded.frame);
   }
 
   /** Releases everything a closed connection held: room memberships (with presence leave events). */
   cleanup(conn: ClientConnection): void {
     if (!this.connections.delete(conn)) return;
     this.counters.connectionsClosed++;
+    this.auth?.unwatch(conn);
     for (const [room, user] of conn.rooms) this.commands.leaveRoom(conn, room, user);
     conn.socket.removeAllListeners();
     // An 'error' after this point must still not crash the process.
@@ -236,18 +247,25 @@ export class ChatGateway implements CommandGateway {
     this.wss.close();
   }
 
+  /** AUTH=jwt: closes (4403) every connection whose token the revocation table now matches. */
+  closeRevoked(check: RevocationCheck): number {
+    return this.auth?.closeRevoked(this.connections, check) ?? 0;
+  }
+
   /** Marks the gateway as shutting down (health turns 503) before anything is closed. */
   beginShutdown(): void {
     this.closing = true;
   }
 
-  private onConnection(ws: WebSocket, raw: Duplex): void {
+  private onConnection(ws: WebSocket, raw: Duplex, identity: Identity | null): void {
     if (this.closing) {
       ws.on('error', () => {}); // it lives until the close completes
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
     const conn = new ClientConnection(this.nextConnectionId++, ws, raw, (raw as Socket).remoteAddress ?? 'unknown', this.limits);
+    conn.identity = identity;
+    this.auth?.watch(conn);
     this.connections.add(conn);
     this.counters.connectionsOpened++;
     ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));

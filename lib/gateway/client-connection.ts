@@ -5,6 +5,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { Identity } from '../auth/index.js';
 import { CloseCode } from '../errors.js';
 import type { WriteCoalescer } from './write-coalescer.js';
 
@@ -25,6 +26,10 @@ export interface ConnectionLimits {
 export class ClientConnection {
   /** room → the user name this connection joined it with. */
   readonly rooms = new Map<string, string>();
+  /** AUTH=jwt: who the token (verified at the upgrade, or by a refresh) says the client is; null without auth. */
+  identity: Identity | null = null;
+  /** AUTH=jwt: closes the connection when its token expires (see client-auth.ts). */
+  expiry: NodeJS.Timeout | null = null;
   /** Cleared on each heartbeat, set again by the pong. */
   isAlive = true;
   /** Token bucket (inline, to keep an idle connection small). */

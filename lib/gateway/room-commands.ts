@@ -2,13 +2,14 @@
  * What each client frame does, once decoded and validated: join (with history or a resume),
  * leave, members, message. The rooms themselves and the delivery of events are the gateway's.
  */
+import { mayJoin } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
 import type { ApplyResult, ConversationStore, StoredMessage } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
 import type { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode } from '../errors.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
-import type { ClientFrame, RoomEvent } from '../protocol/client-frames.js';
+import type { ClientFrame, JoinFrame, RoomEvent } from '../protocol/client-frames.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { ClientConnection } from './client-connection.js';
@@ -35,9 +36,11 @@ export class RoomCommands {
   dispatch(conn: ClientConnection, frame: ClientFrame): void {
     switch (frame.type) {
       case 'join': {
+        const user = this.joinAs(conn, frame);
+        if (user === null) return;
         const current = conn.rooms.get(frame.room);
         if (current !== undefined) {
-          if (current !== frame.user) {
+          if (current !== user) {
             this.gateway.sendError(conn, ClientErrorCode.AlreadyJoined, `already in ${frame.room} as ${current}`);
             return;
           }
@@ -50,11 +53,11 @@ export class RoomCommands {
         }
         // Joining a room that does not exist creates it (it is also a conversation).
         if (!this.store.has(frame.room) && !this.create(conn, frame.room)) return;
-        conn.rooms.set(frame.room, frame.user);
+        conn.rooms.set(frame.room, user);
         this.gateway.rooms.join(frame.room, conn);
-        const v = this.presence.table.localJoin(conn.id, frame.room, frame.user);
-        conn.send(this.joinedFrame(frame.room, frame.user, frame.since, frame.after));
-        this.gateway.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user: frame.user }, conn, { c: conn.id, v });
+        const v = this.presence.table.localJoin(conn.id, frame.room, user);
+        conn.send(this.joinedFrame(frame.room, user, frame.since, frame.after));
+        this.gateway.broadcast(frame.room, { type: 'presence', event: 'join', room: frame.room, user }, conn, { c: conn.id, v });
         return;
       }
       case 'leave': {
@@ -88,12 +91,33 @@ export class RoomCommands {
         this.gateway.counters.messagesIn++;
         // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
         const stamp = this.store.nextStamp();
-        const { result } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall }, false);
+        const by = conn.identity === null ? {} : { by: conn.identity.sub };
+        const { result } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by }, false);
         // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
         if (result !== 'applied') this.notStored(conn, result, 'message');
         return;
       }
     }
+  }
+
+  /**
+   * The name a join takes: the frame's user without auth; with a token its sub (a different
+   * user is user_mismatch), in a room the token allows (else forbidden). Null: refused (error sent).
+   * Without a `rooms` claim a customer may join its own conversations, and create one (it owns it).
+   */
+  private joinAs(conn: ClientConnection, frame: JoinFrame): string | null {
+    const identity = conn.identity;
+    if (identity === null) return frame.user ?? null;
+    if (frame.user !== undefined && frame.user !== identity.sub) {
+      this.gateway.sendError(conn, ClientErrorCode.UserMismatch, 'user must be the token\'s subject (or left out)');
+      return null;
+    }
+    const own = this.store.has(frame.room) ? this.store.ownerOf(frame.room) === identity.sub : identity.role === 'customer';
+    if (!mayJoin(identity, frame.room, own)) {
+      this.gateway.sendError(conn, ClientErrorCode.Forbidden, `your token does not allow room ${frame.room}`);
+      return null;
+    }
+    return identity.sub;
   }
 
   /** Creates a room for a join, within the creation limits; false (and an error sent) if not. */
@@ -107,7 +131,9 @@ export class RoomCommands {
       this.gateway.sendError(conn, ClientErrorCode.RateLimited, `too many new rooms from this address: try again in ${Math.ceil(waitMs / 1000)} s`);
       return false;
     }
-    const { result } = this.replicator.commit({ type: 'created', room, id: this.store.nextId() });
+    // A customer's new conversation is its own (replicated with the `created` write).
+    const owner = conn.identity?.role === 'customer' ? { owner: conn.identity.sub } : {};
+    const { result } = this.replicator.commit({ type: 'created', room, id: this.store.nextId(), ...owner });
     if (result !== 'applied' && result !== 'duplicate') {
       this.notStored(conn, result, 'room');
       return false;

@@ -4,12 +4,16 @@
  *   POST   /api/conversations/:id/messages                 → 201 {id,sender,content,timestamp}
  *   GET    /api/conversations/:id                          → 200 {id,messages}
  *   DELETE /api/conversations/:id/messages/:messageId      → 204
- * Errors are {"error":{"code","message"}} with 400/404/405/409/413/415/429/507; bad input never
+ * With AUTH=jwt every call needs Authorization: Bearer (else 401 with WWW-Authenticate); a
+ * customer sees only the conversations it owns (another's is 404, so ids cannot be probed),
+ * posts as customer and deletes only its own messages (403); agents and services see all.
+ * Errors are {"error":{"code","message"}} with 400/401/403/404/405/409/413/415/429/503/507; bad input never
  * gets a 500. A write answers once every linked peer acknowledged it, or after the ack
  * timeout, and only if this instance stored it: a write the store refused is never a 201.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AuthError, AuthErrorCode, tokenFromRequest, type Identity, type TokenVerifier } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
 import type { ApplyResult, ConversationStore } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
@@ -20,6 +24,7 @@ import { ApiErrorCode } from '../errors.js';
 import { forbiddenKey } from '../protocol/forbidden-keys.js';
 import type { Replicator } from '../replication/replicator.js';
 import { sendJson } from './http-server.js';
+import { bearerChallenge } from './responses.js';
 
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
 
@@ -42,6 +47,8 @@ export class ConversationsApi {
     private readonly store: ConversationStore,
     private readonly replicator: Replicator,
     private readonly creations: CreationLimiter,
+    /** AUTH=jwt: verifies each request's token; null with AUTH=none. */
+    private readonly verifier: TokenVerifier | null = null,
   ) {}
 
   /** Handles a request under /api/; never throws. */
@@ -64,51 +71,81 @@ export class ConversationsApi {
     if (parts[0] !== 'api' || parts[1] !== 'conversations') throw notFound(`no route for ${path}`);
     const rest = parts.slice(2).map(decodeSegment);
     const method = req.method ?? 'GET';
+    const who = await this.identify(req);
 
     if (rest.length === 0) {
       allow(method, ['POST']);
-      return this.createConversation(req, res, req.socket.remoteAddress ?? 'unknown');
+      return this.createConversation(req, res, req.socket.remoteAddress ?? 'unknown', who);
     }
     const conversationId = rest[0];
     if (rest.length === 1) {
       allow(method, ['GET', 'HEAD']);
-      return this.getConversation(res, conversationId);
+      return this.getConversation(res, conversationId, who);
     }
     if (rest[1] === 'messages' && rest.length === 2) {
       allow(method, ['POST']);
-      return this.postMessage(req, res, conversationId);
+      return this.postMessage(req, res, conversationId, who);
     }
     if (rest[1] === 'messages' && rest.length === 3) {
       allow(method, ['DELETE']);
-      return this.deleteMessage(res, conversationId, rest[2]);
+      return this.deleteMessage(res, conversationId, rest[2], who);
     }
     throw notFound(`no route for ${path}`);
   }
 
-  private async createConversation(req: IncomingMessage, res: ServerResponse, address: string): Promise<void> {
-    await this.readBody(req, true);
+  /** AUTH=jwt: the request's Identity, or 401 (503 when the signing keys cannot be fetched). Null with AUTH=none. */
+  private async identify(req: IncomingMessage): Promise<Identity | null> {
+    if (this.verifier === null) return null;
+    try {
+      return await this.verifier.verify(tokenFromRequest(req));
+    } catch (err) {
+      const e = err instanceof AuthError ? err : new AuthError(AuthErrorCode.TokenInvalid, 'token could not be verified');
+      if (e.code === AuthErrorCode.AuthUnavailable) throw new ApiError(503, e.code, e.message, { 'retry-after': '5' });
+      throw new ApiError(401, ApiErrorCode.Unauthorized, e.message, { 'www-authenticate': bearerChallenge(e.code, e.message) });
+    }
+  }
+
+  /** A conversation this identity may see (a customer: its own); else 404, as if it did not exist. */
+  private visible(id: string, who: Identity | null): void {
+    if (!this.store.has(id) || (who?.role === 'customer' && this.store.ownerOf(id) !== who.sub)) throw notFound('no such conversation');
+  }
+
+  private async createConversation(req: IncomingMessage, res: ServerResponse, address: string, who: Identity | null): Promise<void> {
+    const body = await this.readBody(req, true);
+    // A customer's conversation is its own; a service may create one for a customer (`owner`).
+    let owner = who?.role === 'customer' ? who.sub : undefined;
+    if (who?.role === 'service' && body.owner !== undefined) {
+      if (typeof body.owner !== 'string' || body.owner === '' || body.owner.length > 128 || !body.owner.isWellFormed()) throw invalid('owner must be a user id (1 to 128 characters)');
+      owner = body.owner;
+    }
     const waitMs = this.creations.take(address);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
       throw new ApiError(429, ApiErrorCode.RateLimited, `too many new conversations from this address: try again in ${seconds} s`, { 'retry-after': String(seconds) });
     }
     const id = randomBytes(12).toString('base64url');
-    const { result, replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId() });
+    const { result, replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId(), ...(owner !== undefined && { owner }) });
     refuseUnlessStored(result);
     await replicated;
     sendJson(res, 201, { id }, { location: `/api/conversations/${id}` });
   }
 
-  private getConversation(res: ServerResponse, id: string): void {
+  private getConversation(res: ServerResponse, id: string, who: Identity | null): void {
+    this.visible(id, who);
     const messages = this.store.history(id);
     if (!messages) throw notFound('no such conversation');
     sendJson(res, 200, { id, messages });
   }
 
-  private async postMessage(req: IncomingMessage, res: ServerResponse, conversationId: string): Promise<void> {
+  private async postMessage(req: IncomingMessage, res: ServerResponse, conversationId: string, who: Identity | null): Promise<void> {
     const body = await this.readBody(req, false);
-    if (!this.store.has(conversationId)) throw notFound('no such conversation');
-    const sender = body.sender;
+    this.visible(conversationId, who);
+    // With a token the sender follows from the role (a service says which it posts as).
+    const roleSender = who === null || who.role === 'service' ? undefined : who.role;
+    if (roleSender !== undefined && body.sender !== undefined && body.sender !== roleSender) {
+      throw new ApiError(403, ApiErrorCode.Forbidden, `your role posts as "${roleSender}"`);
+    }
+    const sender = roleSender ?? body.sender;
     if (typeof sender !== 'string' || !SENDERS.has(sender)) throw invalid('sender must be "customer" or "agent"');
     const content = body.content;
     if (typeof content !== 'string' || content.trim() === '') throw invalid('content must be a non-empty string');
@@ -127,16 +164,20 @@ export class ConversationsApi {
       // Older than every message kept in a full conversation: it would be dropped at once.
       throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
     }
-    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp });
+    const by = who === null ? {} : { by: who.sub };
+    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp, ...by });
     refuseUnlessStored(result);
     await replicated;
-    sendJson(res, 201, { id: stamp.id, sender, content, timestamp });
+    sendJson(res, 201, { id: stamp.id, sender, content, timestamp, ...(who !== null && { author: who.sub }) });
   }
 
-  private async deleteMessage(res: ServerResponse, conversationId: string, messageId: string): Promise<void> {
-    if (!this.store.has(conversationId)) throw notFound('no such conversation');
+  private async deleteMessage(res: ServerResponse, conversationId: string, messageId: string, who: Identity | null): Promise<void> {
+    this.visible(conversationId, who);
     const ts = this.store.messageTimestamp(conversationId, messageId);
     if (ts === null) throw notFound('no such message');
+    if (who?.role === 'customer' && this.store.authorOf(conversationId, messageId) !== who.sub) {
+      throw new ApiError(403, ApiErrorCode.Forbidden, 'a customer may delete only its own messages');
+    }
     const { result, replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
     refuseUnlessStored(result);
     await replicated;

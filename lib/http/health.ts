@@ -6,6 +6,8 @@ import type { Mesh, PeerStatus } from '../mesh/mesh.js';
 
 export interface HealthReport {
   status: 'ok' | 'shutting_down';
+  /** Client authentication: AUTH (never a key, token or user). */
+  auth: 'none' | 'jwt';
   node: { id: string; port: number; version: string };
   /** Seconds since start. */
   uptime: number;
@@ -30,6 +32,7 @@ export interface NodeInfo {
 /** What the report is made of, read when /health is asked. */
 export interface HealthSources {
   node: NodeInfo;
+  auth: 'none' | 'jwt';
   closing: boolean;
   gateway: { readonly connectionCount: number; readonly roomCount: number };
   store: { stats(): { conversations: number; messages: number; tombstones: number }; usage(): { bytes: number; maxBytes: number } };
@@ -40,6 +43,7 @@ export function healthCheck(s: HealthSources): { statusCode: number; body: Healt
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   const body: HealthReport = {
     status: s.closing ? 'shutting_down' : 'ok',
+    auth: s.auth,
     node: { id: s.node.id, port: s.node.port, version: s.node.version },
     uptime: Math.round((Date.now() - s.node.startedAt) / 100) / 10,
     connections: s.gateway.connectionCount,

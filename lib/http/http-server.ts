@@ -3,11 +3,14 @@
  * gateway (path /) or the mesh (path /_mesh). Timeouts and header limits are set explicitly
  * against slow or hostile clients.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
 import { ApiErrorCode } from '../errors.js';
-import { GET_ONLY, rejectUpgrade, send } from './responses.js';
+import { GET_ONLY, bearerChallenge, rejectUpgrade, send } from './responses.js';
 import { serveMetrics, type MetricsSource } from './metrics.js';
 import { isChatPagePath, serveChatPage } from './chat-page.js';
 
@@ -20,14 +23,20 @@ export interface HttpRoutes {
   health?: () => { statusCode: number; body: unknown };
   /** GET /metrics: Prometheus text from this source (null before the node runs: 503). */
   metrics?: () => MetricsSource | null;
+  /** METRICS_TOKEN: /metrics answers 401 without `Authorization: Bearer <it>`. */
+  metricsToken?: string;
   /** Requests under /api/. */
   api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
   upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
 }
 
-export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.Server {
-  const server = http.createServer({
+/** TLS for a server: its certificate and key; with `ca` and requestCert, only clients with a certificate from that CA. */
+export type ServerTls = Pick<SecureContextOptions, 'cert' | 'key' | 'ca'> & { requestCert?: boolean; rejectUnauthorized?: boolean };
+
+/** A plain HTTP server, or HTTPS with `tls` (the same routes, limits and timeouts). */
+export function createHttpServer(limits: HttpLimits, routes: HttpRoutes, tls?: ServerTls): http.Server {
+  const options = {
     headersTimeout: limits.httpHeadersTimeoutMs,
     requestTimeout: limits.httpRequestTimeoutMs,
     keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
@@ -35,7 +44,9 @@ export function createHttpServer(limits: HttpLimits, routes: HttpRoutes): http.S
     // Node checks the two timeouts above only this often (30 s by default, which would make
     // any shorter timeout a dead letter): check a few times per shortest timeout.
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(Math.min(limits.httpHeadersTimeoutMs, limits.httpRequestTimeoutMs) / 4))),
-  });
+  };
+  // An https.Server is an http.Server with TLS under it (the same events and methods).
+  const server = tls ? (https.createServer({ ...options, ...tls }) as unknown as http.Server) : http.createServer(options);
   server.on('request', (req, res) => handleRequest(req, res, routes));
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
@@ -63,7 +74,14 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
     const { statusCode, body } = routes.health();
     return sendJson(res, statusCode, body);
   }
-  if (path === '/metrics' && routes.metrics) return void serveMetrics(req, res, routes.metrics());
+  if (path === '/metrics' && routes.metrics) {
+    if (routes.metricsToken !== undefined && !sameSecret(req.headers.authorization ?? '', `Bearer ${routes.metricsToken}`)) {
+      const code = req.headers.authorization ? 'token_invalid' : 'token_missing';
+      const challenge = bearerChallenge(code, 'METRICS_TOKEN required');
+      return sendJson(res, 401, { error: { code: ApiErrorCode.Unauthorized, message: 'GET /metrics needs Authorization: Bearer <METRICS_TOKEN>' } }, { 'www-authenticate': challenge });
+    }
+    return void serveMetrics(req, res, routes.metrics());
+  }
   if (routes.api && path.startsWith('/api/')) return routes.api(req, res, path);
   // The browser page (/, /app.js, /style.css), only where clients connect: it opens ws://its-host/.
   if (routes.upgrades['/'] && isChatPagePath(path)) return void serveChatPage(req, res, path);
@@ -74,6 +92,12 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   send(res, status, JSON_TYPE, JSON.stringify(body), headers);
+}
+
+/** Compares in constant time (hashes first, so lengths leak nothing either). */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function pathOf(req: IncomingMessage): string {

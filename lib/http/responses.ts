@@ -8,6 +8,7 @@ import { ApiErrorCode } from '../errors.js';
 
 const STATUS_LINES = {
   400: '400 Bad Request',
+  401: '401 Unauthorized',
   403: '403 Forbidden',
   404: '404 Not Found',
   408: '408 Request Timeout',
@@ -15,9 +16,19 @@ const STATUS_LINES = {
   503: '503 Service Unavailable',
 } as const;
 
-/** Refuses a connection with an empty HTTP answer and closes it. */
-export function rejectUpgrade(socket: Duplex, status: keyof typeof STATUS_LINES): void {
-  socket.end(`HTTP/1.1 ${STATUS_LINES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+/** Refuses a connection with an empty HTTP answer (and these headers) and closes it. */
+export function rejectUpgrade(socket: Duplex, status: keyof typeof STATUS_LINES, headers: Record<string, string> = {}): void {
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${STATUS_LINES[status]}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/**
+ * The WWW-Authenticate value of a 401 (RFC 6750): no error attribute when no token came, else
+ * invalid_token with the reason (AuthError messages never contain the token).
+ */
+export function bearerChallenge(code: string, message: string): string {
+  if (code === 'token_missing') return 'Bearer realm="chatmesh"';
+  return `Bearer realm="chatmesh", error="invalid_token", error_description="${message.replace(/[^\x20-\x7e]|["\\]/g, ' ')}"`;
 }
 
 /** The 405 of routes that only answer GET (and HEAD): its JSON body and its Allow header. */

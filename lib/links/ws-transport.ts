@@ -4,10 +4,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocket } from 'ws';
+import type { ConnectionOptions } from 'node:tls';
+import { WebSocket, type ClientOptions } from 'ws';
 import type { ChatmeshOptions } from '../config.js';
 import { CloseCode } from '../errors.js';
-import { dialerHandshake, type HandshakeContext } from './handshake.js';
+import type { MeshTls } from '../tls-options.js';
+import { HandshakeError, dialerHandshake, type HandshakeContext } from './handshake.js';
 import { MESH_PATH, MESH_SUBPROTOCOL } from './handshake-frames.js';
 import type { DialHandle, InboundHandler, LinkDone, Transport } from './link.js';
 import { Listener } from './listener.js';
@@ -22,7 +24,17 @@ export type LinkOptions = Pick<
   incarnation: string;
   /** The port this node takes peer links on. */
   meshPort: number;
+  /** MESH_TLS_*: dial wss:// showing our certificate, and take only peers whose certificate is from the CA. */
+  tls?: MeshTls;
 };
+
+/**
+ * Errors of a TLS handshake that failed on a certificate (ours refused by the peer, or the
+ * peer's not from our CA): a refusal, shown as rejected, not a network failure.
+ */
+function isTlsRefusal(err: NodeJS.ErrnoException): boolean {
+  return /^ERR_SSL_|CERT|UNABLE_TO_|SELF_SIGNED|ERR_TLS_/.test(err.code ?? '') || /alert|certificate/i.test(err.message);
+}
 
 export class WsTransport implements Transport {
   private readonly handshake: HandshakeContext;
@@ -58,17 +70,26 @@ export class WsTransport implements Transport {
   }
 
   connect(address: string, done: LinkDone): DialHandle {
-    // Throws on an address ws cannot even parse.
-    const ws = new WebSocket(address + MESH_PATH, MESH_SUBPROTOCOL, {
+    const tls = this.options.tls;
+    // Throws on an address ws cannot even parse. With MESH_TLS every peer is dialled over wss://.
+    const ws = new WebSocket((tls ? address.replace(/^wss?:/, 'wss:') : address) + MESH_PATH, MESH_SUBPROTOCOL, {
       perMessageDeflate: false,
       // A stranger until the handshake completes: a small limit, raised once it does.
       maxPayload: preAuthMaxPayload(this.options.maxPeerPayloadBytes),
       handshakeTimeout: this.options.peerHandshakeTimeoutMs,
-    });
+      // Mutual TLS: the CA is the trust boundary (peers are dialled by address, so names are
+      // not checked); the HMAC handshake still runs inside.
+      ...(tls && { cert: tls.cert, key: tls.key, ca: tls.ca, rejectUnauthorized: true, checkServerIdentity: () => undefined }),
+    } as ClientOptions & Pick<ConnectionOptions, 'checkServerIdentity'>);
+    let transportError: NodeJS.ErrnoException | null = null;
+    ws.once('error', (err) => (transportError = err));
     dialerHandshake(ws, this.handshake, (err, peer) => {
       if (this.closed) {
         if (!err) ws.close(CloseCode.GoingAway, 'node shutting down');
         return;
+      }
+      if (err && tls && transportError && isTlsRefusal(transportError)) {
+        return done(new HandshakeError(CloseCode.Rejected, `TLS: ${transportError.message}`, false));
       }
       if (err) return done(err);
       setMaxPayload(ws, this.options.maxPeerPayloadBytes);

@@ -9,7 +9,8 @@ import { forbiddenKey } from './forbidden-keys.js';
 export interface JoinFrame {
   type: 'join';
   room: string;
-  user: string;
+  /** Required without auth; with a token it may be left out (it is the token's sub). */
+  user: string | undefined;
   /** Resume: the id of the last message this client saw in the room. */
   since?: string;
   /** The next page of a resume: the `next` of the previous `joined` (with the same `since`). */
@@ -30,24 +31,38 @@ export interface MembersFrame {
   type: 'members';
   room: string;
 }
+/** AUTH=jwt: a new token for this connection, before the current one expires (same sub). */
+export interface RefreshFrame {
+  type: 'refresh';
+  token: string;
+}
 export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame;
+/** What a connection with a token may send. */
+export type AuthClientFrame = ClientFrame | RefreshFrame;
 
 export interface FrameLimits {
   maxNameLength: number;
   maxTextLength: number;
+  /** The connection came with a token: join's user is optional and refresh is a frame. */
+  authenticated?: boolean;
 }
 
-export type DecodeResult =
-  | { ok: true; frame: ClientFrame }
+/** Longest token a refresh frame may carry (as lib/auth MAX_TOKEN_LENGTH). */
+const MAX_REFRESH_TOKEN_LENGTH = 16_384;
+
+export type DecodeResult<F = ClientFrame> =
+  | { ok: true; frame: F }
   | { ok: false; code: ClientErrorCode; message: string };
 
 // C0 and C1 control characters and DEL have no place in a name.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
-const fail = (code: ClientErrorCode, message: string): DecodeResult => ({ ok: false, code, message });
+const fail = (code: ClientErrorCode, message: string): { ok: false; code: ClientErrorCode; message: string } => ({ ok: false, code, message });
 
 /** Parses and validates one client text frame. Never throws. */
-export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResult {
+export function decodeClientFrame(text: string, limits: FrameLimits & { authenticated: true }): DecodeResult<AuthClientFrame>;
+export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResult;
+export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResult<AuthClientFrame> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -67,8 +82,8 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
     case 'join': {
       const room = checkName(obj, 'room', limits);
       if (typeof room !== 'string') return room;
-      const user = checkName(obj, 'user', limits);
-      if (typeof user !== 'string') return user;
+      const user = obj.user === undefined && limits.authenticated ? undefined : checkName(obj, 'user', limits);
+      if (user !== undefined && typeof user !== 'string') return user;
       const since = obj.since;
       if (since !== undefined && (typeof since !== 'string' || since.length === 0 || since.length > 256)) {
         return fail(ClientErrorCode.InvalidField, 'since must be a message id');
@@ -104,13 +119,20 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       if (!text.isWellFormed()) return fail(ClientErrorCode.InvalidField, 'text holds an unpaired surrogate');
       return { ok: true, frame: { type, room, user, text } };
     }
-    default:
-      return fail(ClientErrorCode.UnknownType, `unknown type ${JSON.stringify(type.slice(0, 64))}`);
+    case 'refresh': {
+      if (!limits.authenticated) break;
+      const token = obj.token;
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_REFRESH_TOKEN_LENGTH) {
+        return fail(ClientErrorCode.InvalidField, 'token must be a token string');
+      }
+      return { ok: true, frame: { type, token } };
+    }
   }
+  return fail(ClientErrorCode.UnknownType, `unknown type ${JSON.stringify(type.slice(0, 64))}`);
 }
 
 /** A room or user name: a non-blank string, not too long, no control characters. */
-function checkName(obj: Record<string, unknown>, field: 'room' | 'user', limits: FrameLimits): string | DecodeResult {
+function checkName(obj: Record<string, unknown>, field: 'room' | 'user', limits: FrameLimits): string | ReturnType<typeof fail> {
   const value = obj[field];
   if (typeof value !== 'string') return fail(ClientErrorCode.InvalidField, `${field} must be a string`);
   if (value.trim() === '') return fail(ClientErrorCode.InvalidField, `${field} must not be empty`);

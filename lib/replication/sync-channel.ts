@@ -16,6 +16,7 @@ export interface SyncHandlers {
   presence(peerId: string, tables: unknown[]): void;
   ask(peerId: string): void;
   presencePart(peerId: string, part: PresencePart): void;
+  revoke(peerId: string, entries: unknown[]): void;
 }
 
 export class SyncChannel {
@@ -65,6 +66,8 @@ export class SyncChannel {
         return this.handlers.ask?.(peerId);
       case 'presence-part':
         return this.handlers.presencePart?.(peerId, frame);
+      case 'revoke':
+        return this.handlers.revoke?.(peerId, frame.entries);
     }
   };
 }

@@ -14,6 +14,10 @@
  *   {"k":"ask"}                           "send me your summary": after a link to a third
  *                                         node dropped, frames in flight on it are lost, and
  *                                         the peers still linked may hold them
+ *   {"k":"revoke","entries":[…]}          revocation entries (lib/auth/revocation.ts): the whole
+ *                                         table at link-up, then each new entry; merged as a join,
+ *                                         passed on only when it changed something here (an older
+ *                                         node drops this kind as unknown, link intact)
  * `last` and `c` on sum and give came with catch-up holds (catch-up-hold.ts): a peer without
  * them is still understood (its holds end at their deadline), and older peers ignore them.
  * One decoder for all of them; the SyncChannel switches on the result. A kind it does not
@@ -28,7 +32,8 @@ export type SyncFrame =
   | { k: 'give'; writes: unknown[]; c?: string; last?: true }
   | { k: 'presence'; tables: unknown[] }
   | PresencePart
-  | { k: 'ask' };
+  | { k: 'ask' }
+  | { k: 'revoke'; entries: unknown[] };
 
 /** One part of a presence table sent in several frames (see presence-snapshots.ts). */
 export interface PresencePart {
@@ -74,6 +79,8 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
       return Array.isArray(value.tables) ? { ok: true, frame: { k: 'presence', tables: value.tables } } : invalid;
     case 'ask':
       return { ok: true, frame: { k: 'ask' } };
+    case 'revoke':
+      return Array.isArray(value.entries) ? { ok: true, frame: { k: 'revoke', entries: value.entries } } : invalid;
     case 'presence-part': {
       const { id, n, last, origin, version, members } = value;
       if (!isCount(id) || !isCount(n) || typeof last !== 'boolean' || typeof origin !== 'string' || !isCount(version) || !Array.isArray(members)) return invalid;

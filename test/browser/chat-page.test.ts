@@ -9,6 +9,7 @@ import { existsSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { AUDIENCE, ISSUER, TEST_SECRET, mint } from '../helpers/auth.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
 
 const CHROMIUM = process.env.CHATMESH_CHROMIUM ?? '/usr/bin/chromium';
@@ -188,6 +189,24 @@ describe('browser chat page', function () {
     expect(await shownTexts(page2)).to.deep.equal(expected);
     const ids = await page1.locator('#messages li[data-id]').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-id')));
     expect(new Set(ids).size).to.equal(ids.length);
+    expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
+  });
+
+  it('with AUTH=jwt takes a token from its own URL (?token=), joins as the token\'s subject and chats', async function () {
+    const b = await launch(this);
+    const a = await Instance.start({ env: { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE } });
+    const token = await mint({ sub: 'ann', role: 'agent' });
+    const page = await (await b.newContext()).newPage();
+    page.on('pageerror', (err) => pageProblems.push(`auth: ${err.message}`));
+    await page.goto(`${a.httpUrl}/?token=${encodeURIComponent(token)}`);
+    const field = page.getByLabel('Token', { exact: true });
+    await field.waitFor(WAIT);
+    expect(await field.inputValue()).to.equal(token);
+    expect(page.url()).not.to.include('token='); // not left in the address bar
+    await page.getByLabel('Room', { exact: true }).fill('support');
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Connected as ann' }).waitFor(WAIT);
+    await say(page, 'hello with a token');
     expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
   });
 });

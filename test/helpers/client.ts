@@ -48,7 +48,12 @@ export class TestClient {
   }
 
   static async connect(url: string, options: { timeoutMs?: number } = {}): Promise<TestClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    return TestClient.wrap(new WebSocket(url, { perMessageDeflate: false }), options);
+  }
+
+  /** A client over a WebSocket opened by the caller (e.g. with headers), once it is open. */
+  static async wrap(ws: WebSocket, options: { timeoutMs?: number } = {}): Promise<TestClient> {
+    const url = ws.url;
     const client = new TestClient(ws);
     await withTimeout(
       new Promise<void>((resolve, reject) => {

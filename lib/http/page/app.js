@@ -4,12 +4,14 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   status: $('status'), joinForm: $('join-form'), name: $('name'), room: $('room'), chat: $('chat'),
   roomTitle: $('room-title'), messages: $('messages'), sendForm: $('send-form'), text: $('text'),
-  members: $('members'), errors: $('errors'),
+  members: $('members'), errors: $('errors'), tokenField: $('token-field'), token: $('token'),
 };
 
 const state = {
   user: '',
   room: '',
+  auth: 'none', // the server's AUTH, from /health: with 'jwt' the page sends a token
+  token: '',
   ws: null,
   joined: false, // `joined` received on the current socket
   wanted: false, // the user is in the room: reconnect whenever the socket closes
@@ -43,13 +45,17 @@ function send(frame) {
 function connect() {
   clearTimeout(state.timer);
   setStatus(state.attempt ? 'Reconnecting…' : 'Connecting…');
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/`);
+  // Browsers cannot set headers on a WebSocket: the token goes in the query.
+  const query = state.auth === 'jwt' && state.token ? `?token=${encodeURIComponent(state.token)}` : '';
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/${query}`);
   state.ws = ws;
   state.joined = false;
   ws.onopen = () => {
     // Resume: ask for every message after the last one shown.
     const last = state.entries.at(-1);
-    send(last ? { type: 'join', room: state.room, user: state.user, since: last.id } : { type: 'join', room: state.room, user: state.user });
+    // With a token the name may be left out: the server uses the token's subject.
+    const join = { type: 'join', room: state.room, ...(state.user && { user: state.user }) };
+    send(last ? { ...join, since: last.id } : join);
   };
   ws.onmessage = (event) => {
     let frame;
@@ -60,8 +66,14 @@ function connect() {
     }
     if (frame && typeof frame === 'object') onFrame(frame);
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (state.ws !== ws) return;
+    if (event.code === 4401 || event.code === 4403) {
+      showError(event.code === 4401 ? 'Your token expired: paste a new one.' : 'Your token was revoked.');
+      state.ws = null;
+      leave();
+      return;
+    }
     state.ws = null;
     state.joined = false;
     ui.chat.classList.add('offline');
@@ -87,6 +99,7 @@ function onFrame(frame) {
       state.joined = true;
       state.attempt = 0;
       ui.chat.classList.remove('offline');
+      if (typeof frame.user === 'string') state.user = frame.user;
       setStatus(`Connected as ${state.user}`);
       if (frame.gap) ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.'));
       for (const message of frame.history ?? []) addMessage(message);
@@ -174,8 +187,10 @@ ui.joinForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const user = ui.name.value.trim();
   const room = ui.room.value.trim();
-  if (!user || !room) return;
-  Object.assign(state, { user, room, wanted: true, attempt: 0, entries: [], seen: new Set(), members: new Set() });
+  const token = ui.token.value.trim();
+  if ((!user && state.auth !== 'jwt') || !room) return;
+  if (state.auth === 'jwt' && !token) return showError('This server needs a token.');
+  Object.assign(state, { user, room, token, wanted: true, attempt: 0, entries: [], seen: new Set(), members: new Set() });
   ui.messages.replaceChildren();
   ui.members.replaceChildren();
   ui.errors.replaceChildren();
@@ -197,3 +212,21 @@ ui.sendForm.addEventListener('submit', (event) => {
   send({ type: 'message', room: state.room, text });
   ui.text.value = '';
 });
+
+// Does the server want a token? /health says (and never shows one). A ?token= in this page's
+// URL fills the field, and is taken out of the address bar so it is not bookmarked or shared.
+const fromUrl = new URLSearchParams(location.search).get('token');
+if (fromUrl) {
+  ui.token.value = fromUrl;
+  history.replaceState(null, '', location.pathname);
+}
+fetch('/health')
+  .then((res) => res.json())
+  .then((health) => {
+    if (health.auth !== 'jwt') return;
+    state.auth = 'jwt';
+    ui.tokenField.hidden = false;
+    ui.name.required = false;
+    ui.name.placeholder = 'from your token';
+  })
+  .catch(() => {});
