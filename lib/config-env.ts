@@ -13,6 +13,7 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   MESH_PORT: ['meshPort', 'int'],
   MESH_HOST: ['meshHost', 'string'],
   NODE_ID: ['nodeId', 'string'],
+  DATA_DIR: ['dataDir', 'string'],
   DISCOVERY: ['discovery', 'string'],
   MESH_SECRET: ['meshSecret', 'string'],
   MESH_HOPS: ['hopLimit', 'int'],

@@ -1,7 +1,4 @@
-/**
- * Every option chatmesh has, its default, and the environment variable that sets it (read by
- * config-env.ts). Options are merged and checked once, here; the rest of the code only reads them.
- */
+/** Every option chatmesh has, its default, and the environment variable that sets it (read by config-env.ts). Options are merged and checked once, here. */
 import { isIP } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
 
@@ -17,8 +14,10 @@ export interface ChatmeshOptions {
   meshPort: number;
   /** Address the peer port listens on when it differs from `port`. `MESH_HOST`. */
   meshHost: string | undefined;
-  /** This node's id; random per start unless set. `NODE_ID`. */
+  /** This node's id; random per start unless set (with DATA_DIR: kept there). `NODE_ID`. */
   nodeId: string | undefined;
+  /** Where the store is kept on disk; unset: memory only. Cluster workers use DATA_DIR/worker-N. `DATA_DIR`. */
+  dataDir?: string;
   /** How peers are found. `DISCOVERY`. @default 'mdns' */
   discovery: DiscoveryMode;
   /** Static peer addresses (ws://host:port), from `PEERS` and `PEERS_FILE`. */

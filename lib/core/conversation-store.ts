@@ -105,6 +105,12 @@ export class ConversationStore {
     return compare({ timestamp, id }, conv.messages[0]) > 0;
   }
 
+  /** A message as held now (text '' once deleted), as a write; null if not held. */
+  placeholderOf(room: string, messageId: string): StoreWrite | null {
+    const entry = this.live(room)?.byId.get(messageId);
+    return entry ? messageWrite(room, entry) : null;
+  }
+
   hasMessage(room: string, messageId: string): boolean {
     return this.messageTimestamp(room, messageId) !== null;
   }

@@ -1,0 +1,208 @@
+/**
+ * The record of one instance's store on disk, in LMDB (the lmdb package): every write the
+ * in-memory store took, keyed by conversation, so a restart loads what the instance held.
+ *
+ * Writes made in one event-loop turn are committed in one transaction (lmdb's event-turn
+ * batching: group commit), and with overlappingSync off a commit resolves only once it is
+ * synced to disk. `durable()` is the promise of the last write recorded: a caller that
+ * answers (201/204, the WebSocket echo, a peer's ack) waits for it first.
+ *
+ * What is kept per conversation: its `created` write (the lowest id), every message (a
+ * deleted one as an empty placeholder, which keeps its place) and every delete. The disk
+ * mirrors what memory keeps: rooms that expire are removed, and messages the window dropped
+ * are removed at the next sweep (compact) and at start-up.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import type { ConversationStore, StoreWrite } from '../core/conversation-store.js';
+
+type Key = [string, string];
+
+/** LMDB refuses to open a file that is not a whole environment; a file this small never is. */
+const MIN_FILE_BYTES = 8192;
+export const STORE_FILE = 'store.mdb';
+/** Written once the store was first opened here. */
+const OPENED_MARKER = 'store.opened';
+/** The key of the probe write (no room has an empty name). */
+const PROBE: Key = ['', 'probe'];
+
+/**
+ * A failed commit (disk full) is reported to each write's promise, which DiskStore handles,
+ * and also rejects a promise lmdb keeps to itself, which nothing can handle: that one is
+ * ignored here. Every other unhandled rejection is thrown on, as Node would (a crash).
+ */
+let guarded = false;
+function guardLmdbCommitFailures(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    const err = reason as (Error & { commitError?: Promise<unknown> }) | null;
+    if (err instanceof Error && err.commitError instanceof Promise && err.message.startsWith('Commit failed')) {
+      err.commitError.catch(() => {});
+      return;
+    }
+    throw reason;
+  });
+}
+
+export class DiskStore {
+  private readonly db: RootDatabase<StoreWrite, Key>;
+  private last: Promise<void> | null = null;
+  /** Rooms written since the last compaction. */
+  private readonly touched = new Set<string>();
+  /** The last commit failed (disk full, I/O error): writes are refused until one succeeds. */
+  private failing: Error | null = null;
+  readonly counters = { writes: 0, failures: 0 };
+
+  /**
+   * Opens (or creates) the store in `dir`. Once a store was opened there (a marker file says
+   * so), a missing or cut store file is damage, not a first start: refused.
+   */
+  constructor(readonly dir: string) {
+    const file = join(dir, STORE_FILE);
+    const marker = join(dir, OPENED_MARKER);
+    const existed = existsSync(marker);
+    guardLmdbCommitFailures();
+    if (existed && !existsSync(file)) {
+      throw new Error(`the store file ${file} is missing from a DATA_DIR used before: refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    if (existed && statSync(file).size < MIN_FILE_BYTES) {
+      throw new Error(`the store file ${file} is damaged (${statSync(file).size} bytes): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    try {
+      this.db = open<StoreWrite, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false });
+    } catch (err) {
+      throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    if (!existed) writeFileSync(marker, 'chatmesh store: store.mdb holds the record of this instance\n');
+  }
+
+  get failed(): boolean {
+    return this.failing !== null;
+  }
+
+  /**
+   * Records a write the store took. `placeholder`: the message the write is about, as the
+   * store now holds it (text '' once deleted), to overwrite the message's record.
+   */
+  record(write: StoreWrite, placeholder: StoreWrite | null): Promise<void> {
+    const room = write.room;
+    this.touched.add(room);
+    if (write.type === 'created') this.put([room, 'c'], write);
+    else if (write.type === 'deleted') this.put([room, 't:' + write.id], write);
+    if (placeholder) this.put([room, 'm:' + placeholder.id], placeholder);
+    else if (write.type === 'message') this.put([room, 'm:' + write.id], write);
+    this.counters.writes++;
+    return this.last!;
+  }
+
+  /** The promise of everything recorded so far being on disk; null if nothing is pending. */
+  durable(): Promise<void> | null {
+    return this.last;
+  }
+
+  /**
+   * Puts one record. The promise kept in `last` settles after every earlier one (lmdb does
+   * not resolve the puts of a commit in the order they were made): so deliveries that wait
+   * for it keep the order of the writes, and waiting for it covers everything before.
+   */
+  private put(key: Key, value: StoreWrite): void {
+    const put = this.db.put(key, value).then(
+      () => {
+        this.failing = null;
+      },
+      (err: Error & { commitError?: Promise<unknown> }) => {
+        // lmdb keeps the cause in a promise of its own, rejected too: handled here, never a crash.
+        err.commitError?.catch(() => {});
+        this.counters.failures++;
+        if (!this.failing) this.probeLater();
+        this.failing = err;
+        throw err;
+      },
+    );
+    const before = this.last;
+    const p: Promise<void> = before ? before.then(() => put) : put;
+    const settled = () => {
+      if (this.last === p) this.last = null;
+    };
+    p.then(settled, settled); // a caller that waits sees a failure; an unawaited one is no crash
+    put.catch(() => {});
+    this.last = p;
+  }
+
+  /** While failing, tries a small write every second: writes are taken again once one succeeds. */
+  private probeLater(): void {
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      this.db.put(PROBE, { type: 'created', room: '', id: '' }).then(
+        () => {
+          this.failing = null;
+          this.db.remove(PROBE).catch(() => {});
+        },
+        (err: Error & { commitError?: Promise<unknown> }) => {
+          err.commitError?.catch(() => {});
+          this.probeLater();
+        },
+      );
+    }, 1000);
+    timer.unref();
+  }
+
+  /** Replays every write on disk into the store; returns how many. */
+  load(store: ConversationStore): number {
+    let n = 0;
+    for (const { key, value } of this.db.getRange()) {
+      if (key[0] === '') continue; // the probe
+      store.apply(value, 'catch-up');
+      n++;
+    }
+    for (const room of this.rooms()) this.touched.add(room);
+    this.compact(store);
+    return n;
+  }
+
+  /** Removes from disk what the store no longer keeps, for the rooms written since last time. */
+  compact(store: ConversationStore): void {
+    const rooms = [...this.touched];
+    this.touched.clear();
+    for (const room of rooms) {
+      const held = store.has(room) ? new Set(store.idsOf(room)) : null;
+      for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) {
+        const part = key[1];
+        const keep = held !== null && (part === 'c' || held.has(part.startsWith('m:') ? part.slice(2) : part));
+        if (!keep) this.db.remove(key).catch(() => {});
+      }
+    }
+  }
+
+  /** Forgets rooms the store removed (expired). */
+  removeRooms(rooms: string[]): void {
+    for (const room of rooms) this.touched.add(room);
+  }
+
+  /** Distinct rooms on disk. */
+  private *rooms(): Iterable<string> {
+    let prev: string | null = null;
+    for (const key of this.db.getKeys()) {
+      if (key[0] !== prev) yield (prev = key[0]);
+    }
+  }
+
+  /** Bytes the store file takes. */
+  fileBytes(): number {
+    try {
+      return statSync(join(this.dir, STORE_FILE)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  private closed = false;
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
