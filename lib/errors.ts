@@ -18,6 +18,8 @@ export const ClientErrorCode = {
   StoreFull: 'store_full',
   /** The write was not stored for another reason (named in the message). */
   NotStored: 'not_stored',
+  /** DATA_DIR cannot take writes now (disk full, I/O error): the write is not acknowledged. */
+  StorageUnavailable: 'storage_unavailable',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -66,5 +68,7 @@ export const ApiErrorCode = {
   RateLimited: 'rate_limited',
   /** 507: the store is full; nothing was stored. */
   StoreFull: 'store_full',
+  /** 503: DATA_DIR cannot take writes now (disk full); retry later. */
+  StorageUnavailable: 'storage_unavailable',
   Internal: 'internal',
 } as const;
