@@ -113,7 +113,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const none = Promise.resolve({ acked: 0, expected: 0 });
     if (this.disk?.failed) return { result: 'storage_unavailable', replicated: none, durable: DONE };
     const payload = Buffer.from(JSON.stringify(write));
-    const { result, durable } = this.take(write, 'live');
+    const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
     if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, writeId(write), durable);
@@ -121,32 +121,36 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     return { result, replicated, durable: durable ?? DONE };
   }
 
-  /** Applies a write to the store and, when it took it, records it on disk. */
-  private take(write: StoreWrite, path: WritePath): { result: ApplyResult; durable: Promise<void> | null } {
+  /** Applies a write to the store and, when it took it, records it on disk (as `payload`, its JSON bytes). */
+  private take(write: StoreWrite, path: WritePath, payload?: Buffer): { result: ApplyResult; durable: Promise<void> | null } {
     const result = this.store.apply(write, path);
     if (result !== 'applied' || !this.disk) return { result, durable: null };
-    const about = write.type === 'created' ? null : this.store.placeholderOf(write.room, write.id);
-    return { result, durable: this.disk.record(write, about) };
+    // A message deleted before it arrived, or a delete: the message's record becomes its placeholder.
+    const changed = write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
+    const placeholder = changed ? this.store.placeholderOf(write.room, write.id) : null;
+    return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder) };
   }
 
-  /** Ids applied but not yet delivered because their commit to disk is under way, per room. */
-  private readonly notYetDurable = new Map<string, Set<string>>();
+  /** Live deliveries waiting for their commit to disk, in the order of the writes. */
+  private readonly pending: Array<{ room: string; payload: Buffer; id: string; durable: Promise<void> }> = [];
 
   /**
-   * Live delivery (the sender's echo included) once the write is on disk; a write that could
-   * not be written is not delivered here (the sender gets an error instead).
+   * Live delivery (the sender's echo among them) once the write is on disk, in the order of
+   * the writes; a write that could not be written is not delivered here (the sender gets an
+   * error instead). One callback per commit, not per write.
    */
   private offerWhenDurable(room: string, payload: Buffer, id: string, durable: Promise<void> | null): void {
     if (!durable) return this.hold.offer(room, payload, id);
-    let ids = this.notYetDurable.get(room);
-    if (!ids) this.notYetDurable.set(room, (ids = new Set()));
-    ids.add(id);
-    const settle = (ok: boolean) => {
-      ids.delete(id);
-      if (ids.size === 0 && this.notYetDurable.get(room) === ids) this.notYetDurable.delete(room);
-      if (ok) this.hold.offer(room, payload, id);
-    };
-    durable.then(() => settle(true), () => settle(false));
+    const last = this.pending[this.pending.length - 1];
+    this.pending.push({ room, payload, id, durable });
+    if (last?.durable === durable) return;
+    durable.then(() => this.settle(durable, true), () => this.settle(durable, false));
+  }
+
+  private settle(durable: Promise<void>, ok: boolean): void {
+    let n = 0;
+    while (n < this.pending.length && this.pending[n].durable === durable) n++;
+    for (const entry of this.pending.splice(0, n)) if (ok) this.hold.offer(entry.room, entry.payload, entry.id);
   }
 
   private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {
@@ -164,7 +168,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       return;
     }
     // The payload bytes are delivered as they came: the frame is never re-encoded.
-    const { result, durable } = this.take(write, 'live');
+    const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return;
     this.counters.writesFromPeers++;
     if (this.lagObserver) {
@@ -182,9 +186,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   /** Ids of the writes of a room stored but held from live delivery (see CatchUpHold.heldIds). */
   heldIds(room: string): Set<string> | null {
     const held = this.hold.heldIds(room);
-    const pending = this.notYetDurable.get(room);
-    if (!pending) return held;
-    return held ? new Set([...held, ...pending]) : new Set(pending);
+    const pending = this.pending.filter((p) => p.room === room);
+    if (pending.length === 0) return held;
+    return new Set([...(held ?? []), ...pending.map((p) => p.id)]);
   }
 
   /** A write members should see live: not a creation, and not a message already deleted. */

@@ -19,6 +19,8 @@ import type { ConversationStore, StoreWrite } from '../core/conversation-store.j
 
 type Key = [string, string];
 
+const json = (write: StoreWrite): Buffer => Buffer.from(JSON.stringify(write));
+
 /** LMDB refuses to open a file that is not a whole environment; a file this small never is. */
 const MIN_FILE_BYTES = 8192;
 export const STORE_FILE = 'store.mdb';
@@ -47,8 +49,9 @@ function guardLmdbCommitFailures(): void {
 }
 
 export class DiskStore {
-  private readonly db: RootDatabase<StoreWrite, Key>;
+  private readonly db: RootDatabase<Buffer, Key>;
   private last: Promise<void> | null = null;
+  private lastRaw: Promise<boolean> | null = null;
   /** Rooms written since the last compaction. */
   private readonly touched = new Set<string>();
   /** The last commit failed (disk full, I/O error): writes are refused until one succeeds. */
@@ -71,7 +74,7 @@ export class DiskStore {
       throw new Error(`the store file ${file} is damaged (${statSync(file).size} bytes): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
     }
     try {
-      this.db = open<StoreWrite, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false });
+      this.db = open<Buffer, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false, encoding: 'binary' });
     } catch (err) {
       throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
     }
@@ -83,16 +86,18 @@ export class DiskStore {
   }
 
   /**
-   * Records a write the store took. `placeholder`: the message the write is about, as the
-   * store now holds it (text '' once deleted), to overwrite the message's record.
+   * Records a write the store took, as `payload` (its JSON bytes, as replicated).
+   * `placeholder`: the message the write is about as the store now holds it, when that
+   * differs (a deleted message: text ''), to overwrite the message's record.
    */
-  record(write: StoreWrite, placeholder: StoreWrite | null): Promise<void> {
+  record(write: StoreWrite, payload: Buffer, placeholder: StoreWrite | null): Promise<void> {
     const room = write.room;
     this.touched.add(room);
-    if (write.type === 'created') this.put([room, 'c'], write);
-    else if (write.type === 'deleted') this.put([room, 't:' + write.id], write);
-    if (placeholder) this.put([room, 'm:' + placeholder.id], placeholder);
-    else if (write.type === 'message') this.put([room, 'm:' + write.id], write);
+    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload);
+    else {
+      this.put([room, write.type === 'created' ? 'c' : 't:' + write.id], payload);
+      if (placeholder) this.put([room, 'm:' + placeholder.id], json(placeholder));
+    }
     this.counters.writes++;
     return this.last!;
   }
@@ -107,8 +112,12 @@ export class DiskStore {
    * not resolve the puts of a commit in the order they were made): so deliveries that wait
    * for it keep the order of the writes, and waiting for it covers everything before.
    */
-  private put(key: Key, value: StoreWrite): void {
-    const put = this.db.put(key, value).then(
+  private put(key: Key, value: Buffer): void {
+    const raw = this.db.put(key, value);
+    // The puts of one commit share lmdb's promise: the one held for it covers this one too.
+    if (raw === this.lastRaw && this.last) return;
+    this.lastRaw = raw;
+    const put = raw.then(
       () => {
         this.failing = null;
       },
@@ -135,7 +144,7 @@ export class DiskStore {
   private probeLater(): void {
     const timer = setTimeout(() => {
       if (this.closed) return;
-      this.db.put(PROBE, { type: 'created', room: '', id: '' }).then(
+      this.db.put(PROBE, Buffer.from('{}')).then(
         () => {
           this.failing = null;
           this.db.remove(PROBE).catch(() => {});
@@ -154,7 +163,7 @@ export class DiskStore {
     let n = 0;
     for (const { key, value } of this.db.getRange()) {
       if (key[0] === '') continue; // the probe
-      store.apply(value, 'catch-up');
+      store.apply(JSON.parse(value.toString('utf8')) as StoreWrite, 'catch-up');
       n++;
     }
     for (const room of this.rooms()) this.touched.add(room);
