@@ -141,6 +141,31 @@ describe('DATA_DIR: nothing acknowledged is lost when every instance is killed',
   });
 });
 
+describe('DATA_DIR: the disk stays bounded like memory', function () {
+  this.timeout(30_000);
+
+  it('messages pushed out of the window and expired conversations leave the disk too (seen in what a restart loads)', async () => {
+    const dir = join(root, 'bounded');
+    const env = { DATA_DIR: dir, LOG_LEVEL: 'info', MAX_MESSAGES_PER_CONVERSATION: '50', CONVERSATION_TTL_MS: '4000' };
+    const loaded = (i: Instance) => i.waitForLog((l) => l.msg === 'store loaded from DATA_DIR').then((l) => l.writes as number);
+    let node = await Instance.start({ env });
+    const client = await clients.connect(node);
+    await client.join('busy', 'u');
+    for (let n = 0; n < 299; n++) client.send({ type: 'message', room: 'busy', text: `m${n}` });
+    await client.say('busy', 'last');
+    await clients.closeAll();
+    await sleep(1000); // a few sweeps (every 400 ms here): the disk is compacted to the window
+    await node.kill('SIGKILL');
+    node = await Instance.start({ env });
+    expect(await loaded(node), 'the created write and the 50 messages of the window').to.equal(51);
+    expect(await history(node, 'busy')).to.have.length(50);
+    await sleep(5000); // the conversation expires, and the sweep removes it from disk
+    await node.kill('SIGKILL');
+    node = await Instance.start({ env });
+    expect(await loaded(node)).to.equal(0);
+  });
+});
+
 describe('DATA_DIR: start-up faults', function () {
   this.timeout(30_000);
 
