@@ -15,6 +15,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
+import { lmdbFileProblem } from './file-check.js';
 import type { ConversationStore, StoreWrite } from '../core/conversation-store.js';
 
 type Key = [string, string];
@@ -72,6 +73,10 @@ export class DiskStore {
     }
     if (existed && statSync(file).size < MIN_FILE_BYTES) {
       throw new Error(`the store file ${file} is damaged (${statSync(file).size} bytes): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    const problem = existsSync(file) && statSync(file).size > 0 ? lmdbFileProblem(file) : null;
+    if (problem) {
+      throw new Error(`the store file ${file} is damaged: ${problem}; refusing to start; restore it or remove DATA_DIR to start afresh`);
     }
     try {
       this.db = open<Buffer, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false, encoding: 'binary' });

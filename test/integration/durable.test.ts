@@ -6,7 +6,7 @@
  * cut store file) stop the instance with a message naming the cause.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -198,9 +198,15 @@ describe('DATA_DIR: start-up faults', function () {
     const dir = join(root, 'b');
     const first = await Instance.start({ env: { DATA_DIR: dir } });
     const room = (await api(first, 'POST', '/api/conversations')).body.id as string;
-    expect((await api(first, 'POST', `/api/conversations/${room}/messages`, { sender: 'agent', content: 'kept' })).status).to.equal(201);
+    for (let n = 0; n < 100; n++) expect((await api(first, 'POST', `/api/conversations/${room}/messages`, { sender: 'agent', content: `kept ${n} ${'x'.repeat(500)}` })).status).to.equal(201);
     await first.kill('SIGKILL');
-    truncateSync(join(dir, 'store.mdb'), 100);
+    // Cut in the middle: LMDB would map it and die of SIGBUS on the first read past the end.
+    const file = join(dir, 'store.mdb');
+    truncateSync(file, Math.floor(statSync(file).size / 2 / 4096) * 4096);
+    const half = runToExit({ DATA_DIR: dir });
+    expect(half.status).to.equal(1);
+    expect(half.output).to.match(/store file .*store\.mdb is damaged: cut short/);
+    truncateSync(file, 100);
     const r = runToExit({ DATA_DIR: dir });
     expect(r.status).to.equal(1);
     expect(r.output).to.match(/store file .*store\.mdb is damaged/);
