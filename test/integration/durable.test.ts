@@ -6,10 +6,11 @@
  * cut store file) stop the instance with a message naming the cause.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { TestClient } from '../helpers/client.js';
 import { Instance, SERVER, freePort, stopAll } from '../helpers/instance.js';
 import { ClientPool } from '../helpers/mesh.js';
@@ -165,6 +166,57 @@ describe('DATA_DIR: the disk stays bounded like memory', function () {
     expect(await loaded(node)).to.equal(0);
   });
 });
+
+describe('DATA_DIR: cluster mode', function () {
+  this.timeout(60_000);
+
+  it('each worker keeps its store and node id in DATA_DIR/worker-N; a write is there after the whole cluster restarts', async () => {
+    const port = await freePort();
+    const dir = join(root, 'cluster');
+    const start = () => spawn(process.execPath, [SERVER, '--cluster'], { env: { PATH: process.env.PATH ?? '', DISCOVERY: 'off', PORT: String(port), WORKERS: '2', DATA_DIR: dir, LOG_LEVEL: 'warn' }, stdio: 'ignore' });
+    const up = () => poll(async () => (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0)) === 200, { timeoutMs: 20_000, what: 'the cluster to answer /health' });
+    let primary = start();
+    try {
+      await up();
+      await poll(() => ['worker-0', 'worker-1'].every((w) => existsSync(join(dir, w, 'node-id'))), { timeoutMs: 10_000, what: 'both workers\' DATA_DIRs' });
+      const ids = ['worker-0', 'worker-1'].map((w) => readFileSync(join(dir, w, 'node-id'), 'utf8').trim());
+      expect(ids[0]).to.not.equal(ids[1]);
+      const base = `http://127.0.0.1:${port}/api/conversations`;
+      const room = ((await (await fetch(base, { method: 'POST' })).json()) as { id: string }).id;
+      // The other worker may not be linked to the one that created it yet: 404 until it is.
+      const posted = await poll(async () => {
+        const res = await fetch(`${base}/${room}/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sender: 'agent', content: 'kept' }) });
+        return res.status === 201 ? res : (await res.arrayBuffer(), null);
+      }, { timeoutMs: 10_000, what: 'a 201 for the message' });
+      const id = ((await posted.json()) as { id: string }).id;
+      expect(ids).to.include(id.slice(id.indexOf('-') + 1));
+      primary.kill('SIGKILL'); // the workers follow their primary out
+      await once(primary, 'exit');
+      await poll(() => ['worker-0', 'worker-1'].every((w) => !existsSync(join(dir, w, 'LOCK')) || lockFree(join(dir, w, 'LOCK'))), { timeoutMs: 10_000, what: 'the workers to exit' });
+      primary = start();
+      await up();
+      // Either worker answers: the one that took the write has it on disk, the other catches up from it.
+      await poll(async () => {
+        const got = await fetch(`${base}/${room}`).then((r) => r.json() as Promise<{ messages?: Array<{ id: string }> }>);
+        return got.messages?.some((m) => m.id === id);
+      }, { timeoutMs: 10_000, what: 'the message after the restart' });
+    } finally {
+      primary.kill('SIGTERM');
+      await once(primary, 'exit').catch(() => {});
+    }
+  });
+});
+
+/** A DATA_DIR lock whose owner is gone. */
+function lockFree(file: string): boolean {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').split(' ')[0]);
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
 
 describe('DATA_DIR: start-up faults', function () {
   this.timeout(30_000);
