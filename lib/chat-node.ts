@@ -110,6 +110,10 @@ export class ChatNode {
       // Before any port is taken: a second process on the same DATA_DIR stops here.
       this.unlock = lockDataDir(o.dataDir);
       this._disk = new DiskStore(o.dataDir);
+      this._disk.onFailing = (err) => {
+        if (err) this.log.error('DATA_DIR cannot take writes: they are refused (503 storage_unavailable) until it can', { dataDir: o.dataDir, error: String((err as { commitError?: unknown }).commitError ? 'commit failed (disk full?)' : err.message) });
+        else this.log.info('DATA_DIR takes writes again', { dataDir: o.dataDir });
+      };
     }
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
     const meshUpgrade = (req: http.IncomingMessage, socket: import('node:stream').Duplex, head: Buffer) =>

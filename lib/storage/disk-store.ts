@@ -123,15 +123,13 @@ export class DiskStore {
     if (raw === this.lastRaw && this.last) return;
     this.lastRaw = raw;
     const put = raw.then(
-      () => {
-        this.failing = null;
-      },
+      () => this.setFailing(null),
       (err: Error & { commitError?: Promise<unknown> }) => {
         // lmdb keeps the cause in a promise of its own, rejected too: handled here, never a crash.
         err.commitError?.catch(() => {});
         this.counters.failures++;
         if (!this.failing) this.probeLater();
-        this.failing = err;
+        this.setFailing(err);
         throw err;
       },
     );
@@ -145,13 +143,22 @@ export class DiskStore {
     this.last = p;
   }
 
+  /** Told when writes start failing (with the cause) and when they are taken again (null). */
+  onFailing: ((err: Error | null) => void) | null = null;
+
+  private setFailing(err: Error | null): void {
+    const changed = (err === null) !== (this.failing === null);
+    this.failing = err;
+    if (changed) this.onFailing?.(err);
+  }
+
   /** While failing, tries a small write every second: writes are taken again once one succeeds. */
   private probeLater(): void {
     const timer = setTimeout(() => {
       if (this.closed) return;
       this.db.put(PROBE, Buffer.from('{}')).then(
         () => {
-          this.failing = null;
+          this.setFailing(null);
           this.db.remove(PROBE).catch(() => {});
         },
         (err: Error & { commitError?: Promise<unknown> }) => {

@@ -69,6 +69,7 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
       else refused = { status: res.status, code: res.body.error?.code };
     }
     expect(refused).to.deep.equal({ status: 503, code: 'storage_unavailable' });
+    await node.waitForLog((l) => l.level === 'error' && l.msg.startsWith('DATA_DIR cannot take writes'), 5000, 'the error logged');
     // While full: more writes are refused, WebSocket messages get an error frame and no echo.
     expect((await api(node, 'POST', `/api/conversations/${room}/messages`, { sender: 'agent', content: 'while full' })).status).to.equal(503);
     writer.send({ type: 'message', room, text: 'ws while full' });
@@ -92,6 +93,7 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
       return res.status === 201 ? res : null;
     }, { timeoutMs: 10_000, what: 'writes to resume after space was freed' });
     acked.push(after.body.id as string);
+    await node.waitForLog((l) => l.msg === 'DATA_DIR takes writes again', 5000, 'the recovery logged');
     const echo = await writer.say(room, 'ws after');
     acked.push(echo.id as string);
 
