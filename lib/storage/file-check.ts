@@ -1,38 +1,46 @@
 /**
- * A check of an LMDB data file before it is opened: a file cut short (a copy that stopped,
- * a damaged disk) would be mapped and read past its end, and the process would die of
- * SIGBUS without a word. LMDB's two meta pages say which page was the last in use
- * (mm_last_pg, in the meta of the newest transaction): the file must reach it.
+ * A check of an LMDB data file before this process opens it: a file cut short (a copy that
+ * stopped, a damaged disk) is mapped, and the first read past its end kills the process
+ * with SIGBUS, without a word. So a child process reads every record first; if it dies or
+ * fails, start-up stops with the reason and the file's name.
  *
- * Layout (lmdb-js's LMDB, page header of 24 bytes): each of pages 0 and 1 holds, from byte
- * 24, the magic 0xBEEFC0DE, the version, the map address and size, the two databases (48
- * bytes each; the page size is the first field of the first), mm_last_pg and mm_txnid.
+ * (Comparing the file's size with the last page its meta page names is not enough: LMDB
+ * counts pages it allocated and freed within a transaction without ever writing them.)
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-const MAGIC = 0xbeefc0de;
-const META = 24;
-const PSIZE_AT = META + 24;
-const LAST_PG_AT = META + 24 + 2 * 48;
-const TXNID_AT = LAST_PG_AT + 8;
+const SELF = fileURLToPath(import.meta.url);
 
-/** Null if the file looks whole, else what is wrong with it. */
+/** Null if every record of the file reads, else what went wrong. */
 export function lmdbFileProblem(file: string): string | null {
-  const fd = openSync(file, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const head = Buffer.alloc(TXNID_AT + 8);
-    if (readSync(fd, head, 0, head.length, 0) < head.length) return `cut short (${size} bytes)`;
-    if (head.readUInt32LE(META) !== MAGIC) return 'not an LMDB file (no magic number in its first page)';
-    const psize = head.readUInt32LE(PSIZE_AT);
-    if (psize < 512 || psize > 65536 || (psize & (psize - 1)) !== 0) return `not an LMDB file (page size ${psize})`;
-    const second = Buffer.alloc(TXNID_AT + 8);
-    if (readSync(fd, second, 0, second.length, psize) < second.length) return `cut short (${size} bytes)`;
-    const metas = [head, second].filter((m) => m.readUInt32LE(META) === MAGIC);
-    const newest = metas.reduce((a, b) => (b.readBigUInt64LE(TXNID_AT) > a.readBigUInt64LE(TXNID_AT) ? b : a));
-    const need = (Number(newest.readBigUInt64LE(LAST_PG_AT)) + 1) * psize;
-    return size < need ? `cut short (${size} bytes of the ${need} its last transaction uses)` : null;
-  } finally {
-    closeSync(fd);
-  }
+  const r = spawnSync(process.execPath, [SELF, file], { encoding: 'utf8', timeout: 300_000 });
+  if (r.error) return `it could not be checked (${r.error.message})`;
+  if (r.signal) return `reading it kills the process (${r.signal}): it is cut short or damaged`;
+  if (r.status !== 0) return (r.stderr || r.stdout).trim().split('\n')[0] || `its check exited with ${r.status}`;
+  return null;
 }
+
+/** Run as a script: reads every record of the file given, exits 0 if all read. */
+function scan(file: string): void {
+  import('lmdb').then(
+    ({ open }) => {
+      try {
+        const db = open<Buffer>({ path: file, noSubdir: true, readOnly: true, encoding: 'binary' });
+        let bytes = 0;
+        for (const { value } of db.getRange()) bytes += value.length;
+        process.stdout.write(`${bytes}\n`);
+        process.exit(0);
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        process.exit(1);
+      }
+    },
+    (err: Error) => {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (process.argv[1] === SELF && process.argv[2]) scan(process.argv[2]);
