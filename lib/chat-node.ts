@@ -109,7 +109,7 @@ export class ChatNode {
     if (o.dataDir !== undefined) {
       // Before any port is taken: a second process on the same DATA_DIR stops here.
       this.unlock = lockDataDir(o.dataDir);
-      this._disk = new DiskStore(o.dataDir);
+      this._disk = new DiskStore(o.dataDir, o.maxDiskBytes);
       this._disk.onFailing = (err) => {
         if (err) this.log.error('DATA_DIR cannot take writes: they are refused (503 storage_unavailable) until it can', { dataDir: o.dataDir, error: String((err as { commitError?: unknown }).commitError ? 'commit failed (disk full?)' : err.message) });
         else this.log.info('DATA_DIR takes writes again', { dataDir: o.dataDir });

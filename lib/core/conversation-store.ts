@@ -53,6 +53,8 @@ export class ConversationStore {
   private arrivals = 0;
   /** Sum of every conversation's estimated bytes. */
   private bytes = 0;
+  /** Conversations last active at or before this (ms) were evicted (MAX_DISK_BYTES): gone like expired ones. */
+  horizon = 0;
 
   constructor(
     private readonly options: StoreOptions,
@@ -134,7 +136,7 @@ export class ConversationStore {
     if (!conv) {
       // A write older than the TTL for a conversation we do not hold: it expired (or would
       // at once). Never bring it back.
-      if (this.now() - ts.wall > this.options.conversationTtlMs) return 'ignored';
+      if (this.now() - ts.wall > this.options.conversationTtlMs || ts.wall <= this.horizon) return 'ignored';
       const fresh = newConversation(write.room, id, ts.wall);
       if (this.bytes + fresh.bytes > this.options.maxStoreBytes) return 'store_full';
       if (this.conversations.size >= this.options.maxConversations) {
@@ -251,7 +253,16 @@ export class ConversationStore {
   }
 
   private isExpired(conv: Conversation): boolean {
-    return this.now() - conv.lastActivity > this.options.conversationTtlMs;
+    return this.now() - conv.lastActivity > this.options.conversationTtlMs || conv.lastActivity <= this.horizon;
+  }
+
+  /** Removes the least recently active conversations (those tied with it too), as if expired (see horizon); their ids. */
+  evictOldest(): string[] {
+    let oldest: Conversation | null = null;
+    for (const conv of this.conversations.values()) if (!oldest || conv.lastActivity < oldest.lastActivity) oldest = conv;
+    if (!oldest) return [];
+    this.horizon = Math.max(this.horizon, oldest.lastActivity);
+    return this.sweep();
   }
 
   /**

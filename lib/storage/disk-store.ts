@@ -29,6 +29,8 @@ export const STORE_FILE = 'store.mdb';
 const OPENED_MARKER = 'store.opened';
 /** The key of the probe write (no room has an empty name). */
 const PROBE: Key = ['', 'probe'];
+/** The key of the eviction horizon (MAX_DISK_BYTES). */
+const HORIZON: Key = ['', 'horizon'];
 
 /**
  * A failed commit (disk full) is reported to each write's promise, which DiskStore handles,
@@ -63,7 +65,8 @@ export class DiskStore {
    * Opens (or creates) the store in `dir`. Once a store was opened there (a marker file says
    * so), a missing or cut store file is damage, not a first start: refused.
    */
-  constructor(readonly dir: string) {
+  /** `maxBytes` (MAX_DISK_BYTES): over it, compact() removes the least recently active conversations. */
+  constructor(readonly dir: string, private readonly maxBytes?: number) {
     const file = join(dir, STORE_FILE);
     const marker = join(dir, OPENED_MARKER);
     const existed = existsSync(marker);
@@ -174,17 +177,46 @@ export class DiskStore {
   load(store: ConversationStore): number {
     let n = 0;
     for (const { key, value } of this.db.getRange()) {
-      if (key[0] === '') continue; // the probe
+      if (key[0] === '') {
+        if (key[1] === 'horizon') store.horizon = Number(value.toString());
+        continue; // the probe, the horizon
+      }
       store.apply(JSON.parse(value.toString('utf8')) as StoreWrite, 'catch-up');
       n++;
     }
-    for (const room of this.rooms()) this.touched.add(room);
+    for (const room of this.rooms()) if (room !== '') this.touched.add(room);
     this.compact(store);
     return n;
   }
 
+  /** Bytes of the pages LMDB uses now (the file keeps its size: freed pages are reused). */
+  usedBytes(): number {
+    const s = this.db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    return s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
+  }
+
+  /**
+   * Over MAX_DISK_BYTES: removes the least recently active conversations until about a tenth
+   * under it (estimated from their records: pages are not full), and keeps the horizon (see
+   * ConversationStore.horizon) on disk, so a restart does not take them back from peers.
+   */
+  private enforceLimit(store: ConversationStore): void {
+    if (this.maxBytes === undefined || this.usedBytes() <= this.maxBytes) return;
+    let excess = this.usedBytes() - Math.floor(this.maxBytes * 0.9);
+    while (excess > 0) {
+      const removed = store.evictOldest();
+      if (removed.length === 0) break;
+      for (const room of removed) {
+        this.touched.add(room);
+        for (const { key, value } of this.db.getRange({ start: [room], end: [room, '\uffff'] })) excess -= 1.5 * (value.length + key[0].length + key[1].length + 16);
+      }
+    }
+    this.put(HORIZON, Buffer.from(String(store.horizon)));
+  }
+
   /** Removes from disk what the store no longer keeps, for the rooms written since last time. */
   compact(store: ConversationStore): void {
+    this.enforceLimit(store);
     const rooms = [...this.touched];
     this.touched.clear();
     for (const room of rooms) {

@@ -167,6 +167,37 @@ describe('DATA_DIR: the disk stays bounded like memory', function () {
   });
 });
 
+describe('DATA_DIR: MAX_DISK_BYTES', function () {
+  this.timeout(60_000);
+
+  it('over MAX_DISK_BYTES the least recently active conversations go first, the disk in use comes back under it, and a restart keeps them gone', async () => {
+    const dir = join(root, 'limited');
+    const env = { DATA_DIR: dir, LOG_LEVEL: 'info', MAX_DISK_BYTES: '1500000', CONVERSATION_TTL_MS: '30000', RATE_LIMIT_PER_SEC: '100000', RATE_LIMIT_BURST: '100000' };
+    let node = await Instance.start({ env });
+    const client = await clients.connect(node);
+    for (let r = 0; r < 30; r++) {
+      await client.join(`c${r}`, 'u');
+      for (let n = 0; n < 49; n++) client.send({ type: 'message', room: `c${r}`, text: `${n} ${'x'.repeat(1000)}` });
+      await client.say(`c${r}`, 'last');
+      await sleep(5); // each conversation later than the one before
+    }
+    await clients.closeAll();
+    // The sweep (every 3 s here) removes the oldest conversations.
+    await poll(async () => (await history(node, 'c0')) === null, { timeoutMs: 10_000, what: 'the oldest conversation to go' });
+    expect(await history(node, 'c29')).to.have.length(50);
+    await sleep(500);
+    await node.kill('SIGKILL');
+    const { open } = await import('lmdb');
+    const db = open({ path: join(dir, 'store.mdb'), noSubdir: true, readOnly: true });
+    const stats = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    await db.close();
+    expect(stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)).to.be.at.most(1_500_000);
+    node = await Instance.start({ env });
+    expect(await history(node, 'c0')).to.equal(null);
+    expect(await history(node, 'c29')).to.have.length(50);
+  });
+});
+
 describe('DATA_DIR: cluster mode', function () {
   this.timeout(60_000);
 
