@@ -5,6 +5,7 @@
 // Configuration: see the README's table of environment variables.
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 
 let lib;
 try {
@@ -49,12 +50,19 @@ if (clusterMode && cluster.isPrimary) {
 }
 
 const isWorker = clusterMode && cluster.isWorker;
-const node = new ChatNode(options, {
-  auth,
-  metricsToken,
-  tls,
-  extraPeerSources: isWorker ? ({ id, meshPort }) => [new ClusterSiblings(meshPort, id)] : undefined,
-});
+// Each cluster worker keeps its own store: DATA_DIR/worker-N.
+if (isWorker && options.dataDir) options = { ...options, dataDir: join(options.dataDir, `worker-${process.env.CHATMESH_WORKER_INDEX ?? cluster.worker.id}`) };
+let node;
+try {
+  node = new ChatNode(options, {
+    auth,
+    metricsToken,
+    tls,
+    extraPeerSources: isWorker ? ({ id, meshPort }) => [new ClusterSiblings(meshPort, id)] : undefined,
+  });
+} catch (err) {
+  fail(`cannot start: ${err && err.message}`);
+}
 try {
   await node.start();
 } catch (err) {

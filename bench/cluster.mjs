@@ -185,7 +185,8 @@ export async function startCluster({ count = 2, env = {}, timeoutMs = 30000 } = 
   }
   for (let attempt = 1; ; attempt++) {
     const ports = await pickPorts(count);
-    const instances = ports.map((p) => new Instance(p, ports.filter((q) => q !== p), env));
+    // env: the same for every instance, or a function of the instance's index (DATA_DIR differs).
+    const instances = ports.map((p, k) => new Instance(p, ports.filter((q) => q !== p), typeof env === 'function' ? env(k) : env));
     const cluster = new Cluster(instances);
     try {
       await waitLinked(cluster, timeoutMs);

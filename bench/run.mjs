@@ -3,8 +3,10 @@
 // Starts a fresh two-instance chatmesh cluster for each scenario, drives it with WebSocket
 // clients from this process, prints the figures, and exits 1 if any delivery was lost or
 // duplicated (or a scenario failed). See bench/README.md.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
+import { restWrites } from './rest-writes.mjs';
 import { startCluster, stopAll, killAllSync } from './cluster.mjs';
 import { runScenario } from './loadgen.mjs';
 
@@ -13,6 +15,11 @@ const SCENARIOS = [
   { id: 'S2', name: 'many rooms', clients: 2000, rooms: 200, publishers: 200, rate: 0, window: 4, size: 100, warmupS: 2, durationS: 10 },
   { id: 'S3', name: 'fixed load', clients: 200, rooms: 20, publishers: 20, rate: 2000, size: 100, warmupS: 2, durationS: 10 },
   { id: 'S4', name: 'idle memory', clients: 10000, rooms: 100, publishers: 100, idle: true, size: 100 },
+  // Durable mode: S2 again with DATA_DIR (a fresh temporary directory per instance), and
+  // acknowledged REST writes per second without and with DATA_DIR.
+  { id: 'S2D', name: 'many rooms, DATA_DIR', clients: 2000, rooms: 200, publishers: 200, rate: 0, window: 4, size: 100, warmupS: 2, durationS: 10, durable: true },
+  { id: 'W', name: 'REST writes', rest: true, concurrency: 32, size: 100, warmupS: 2, durationS: 10 },
+  { id: 'WD', name: 'REST writes, DATA_DIR', rest: true, concurrency: 32, size: 100, warmupS: 2, durationS: 10, durable: true },
 ];
 
 const USAGE = `usage: npm run bench [-- OPTIONS]
@@ -122,6 +129,7 @@ function table(rows) {
 }
 
 function summaryLines(spec, r) {
+  if (spec.rest) return [`  ${int(r.acked)} writes acknowledged (201) in ${spec.durationS} s: ${int(r.perSec)}/s; latency p50 ${ms(r.p50)} ms, p99 ${ms(r.p99)} ms; ${r.errors} other answers`];
   const s = r.servers;
   const out = [];
   if (spec.idle) {
@@ -147,6 +155,23 @@ function summaryLines(spec, r) {
   return out;
 }
 
+/** DATA_DIR beside memory only, from the same run: S2D against S2, WD against W. */
+function durableComparison(rows) {
+  const get = (id) => rows.find((x) => x.spec.id === id && x.r)?.r;
+  const out = [];
+  const w = get('W');
+  const wd = get('WD');
+  if (w || wd) out.push('', `REST writes acknowledged per second (32 writers): memory only ${w ? int(w.perSec) : '–'} (p99 ${ms(w?.p99)} ms), DATA_DIR ${wd ? int(wd.perSec) : '–'} (p99 ${ms(wd?.p99)} ms)`);
+  const s2 = get('S2');
+  const s2d = get('S2D');
+  if (s2 && s2d && s2.cpuMsPer1kDeliveries && s2d.cpuMsPer1kDeliveries) {
+    const ratio = s2d.cpuMsPer1kDeliveries / s2.cpuMsPer1kDeliveries;
+    const dp99 = s2d.latencyMs.p99 - s2.latencyMs.p99;
+    out.push(`S2 with DATA_DIR: CPU per delivery ${ratio.toFixed(2)}x memory only (target <= 1.3x), p99 ${dp99 >= 0 ? '+' : ''}${ms(dp99)} ms (target <= +5 ms)`);
+  }
+  return out;
+}
+
 // ---- main
 const opts = parseArgs(process.argv.slice(2));
 const chosen = SCENARIOS.filter((s) => opts.scenarios.includes(s.id)).map((s) =>
@@ -164,17 +189,19 @@ for (const spec of chosen) {
   const note = (text) => console.error(`[${label}] ${text}`);
   let cluster = null;
   let row;
+  const dataDir = spec.durable ? mkdtempSync(join(os.tmpdir(), 'chatmesh-bench-')) : null;
   try {
     const tc = Date.now();
-    cluster = await startCluster({ count: 2 });
-    note(`cluster up and linked on ports ${cluster.instances.map((i) => i.port).join(', ')} in ${((Date.now() - tc) / 1000).toFixed(1)} s`);
-    const r = await runScenario(spec, cluster, note);
+    cluster = await startCluster({ count: 2, env: dataDir ? (k) => ({ DATA_DIR: join(dataDir, `h${k}`) }) : {} });
+    note(`cluster up and linked on ports ${cluster.instances.map((i) => i.port).join(', ')} in ${((Date.now() - tc) / 1000).toFixed(1)} s${dataDir ? `, DATA_DIR under ${dataDir}` : ''}`);
+    const r = spec.rest ? await restWrites(cluster, { seconds: spec.durationS, warmupS: spec.warmupS, concurrency: spec.concurrency, size: spec.size }) : await runScenario(spec, cluster, note);
     row = { spec, r };
   } catch (error) {
     row = { spec, error };
     if (!interrupted) console.error(`[${label}] FAILED: ${error && error.stack ? error.stack : error}`);
   } finally {
     if (cluster) await cluster.stop(); // (already stopped, unless the cluster failed to start)
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
   if (interrupted) break;
   rows.push(row);
@@ -188,7 +215,8 @@ for (const spec of chosen) {
   }
 }
 
-console.log(`\n${table(rows)}`);
-const ok = rows.length === chosen.length && rows.every((x) => x.r && x.r.lost === 0 && x.r.duplicates === 0);
+console.log(`\n${table(rows.filter((x) => !x.spec.rest))}`);
+console.log(durableComparison(rows).join('\n'));
+const ok = rows.length === chosen.length && rows.every((x) => x.r && (x.spec.rest ? x.r.errors === 0 : x.r.lost === 0 && x.r.duplicates === 0));
 console.log(`\n${ok ? 'OK' : 'FAIL'}: ${rows.length} scenario(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s; ${ok ? 'no delivery lost or duplicated' : 'lost or duplicate deliveries, or a scenario failed'}`);
 process.exit(ok ? 0 : 1);

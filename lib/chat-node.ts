@@ -30,6 +30,8 @@ import { Mesh } from './mesh/mesh.js';
 import { MESH_PATH } from './links/handshake-frames.js';
 import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
+import { keptNodeId, lockDataDir } from './storage/data-dir.js';
+import { DiskStore } from './storage/disk-store.js';
 
 export interface ChatNodeDeps {
   /** Where log lines go. @default process.stdout */
@@ -71,6 +73,9 @@ export class ChatNode {
   private _metrics: Registry | null = null;
   private _port = 0;
   private _meshPort = 0;
+  /** With DATA_DIR: the record on disk, and the release of the directory's lock. */
+  private _disk: DiskStore | null = null;
+  private unlock: (() => void) | null = null;
 
   private get auth(): AuthOptions {
     return this.deps.auth ?? AUTH_DEFAULTS;
@@ -78,7 +83,8 @@ export class ChatNode {
 
   constructor(options: Partial<ChatmeshOptions> = {}, private readonly deps: ChatNodeDeps = {}) {
     this.options = resolveOptions(options);
-    this.id = this.options.nodeId ?? randomBytes(6).toString('hex');
+    const kept = this.options.dataDir !== undefined ? keptNodeId(this.options.dataDir) : null;
+    this.id = this.options.nodeId ?? kept?.id ?? randomBytes(6).toString('hex');
     this.log = createLogger({ nodeId: this.id, level: this.options.logLevel, stream: deps.logStream });
   }
 
@@ -117,6 +123,15 @@ export class ChatNode {
     if (this.state !== 'new') throw new Error(`cannot start a node that is ${this.state}`);
     this.state = 'starting';
     const o = this.options;
+    if (o.dataDir !== undefined) {
+      // Before any port is taken: a second process on the same DATA_DIR stops here.
+      this.unlock = lockDataDir(o.dataDir);
+      this._disk = new DiskStore(o.dataDir, o.maxDiskBytes);
+      this._disk.onFailing = (err) => {
+        if (err) this.log.error('DATA_DIR cannot take writes: they are refused (503 storage_unavailable) until it can', { dataDir: o.dataDir, error: String((err as { commitError?: unknown }).commitError ? 'commit failed (disk full?)' : err.message) });
+        else this.log.info('DATA_DIR takes writes again', { dataDir: o.dataDir });
+      };
+    }
     const separateMeshPort = o.meshPort !== o.port || (o.meshHost !== undefined && o.meshHost !== o.host);
     const tls = this.deps.tls;
     if (tls?.mesh && !separateMeshPort) throw new Error('MESH_TLS needs a MESH_PORT other than PORT');
@@ -155,6 +170,10 @@ export class ChatNode {
     this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }) });
     this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = (this._store = new ConversationStore(o, this.id));
+    if (this._disk) {
+      const loaded = this._disk.load(store);
+      this.log.info('store loaded from DATA_DIR', { dataDir: o.dataDir, writes: loaded, conversations: store.stats().conversations });
+    }
     // One reader of the sync channel, which hands catch-up to the replicator and presence snapshots to presence.
     this._sync = new SyncChannel(this._mesh, this.log);
     this._replicator = new Replicator(
@@ -163,6 +182,7 @@ export class ChatNode {
       this._sync,
       { ...o, sweepIntervalMs: Math.min(30_000, Math.max(50, Math.floor(o.conversationTtlMs / 10))) },
       this.log,
+      this._disk,
     );
     // One budget of new conversations per client address, shared by REST and WebSocket joins.
     const creations = new CreationLimiter(o.newConversationsPerMin);
@@ -238,6 +258,8 @@ export class ChatNode {
     })();
     await Promise.race([steps, deadline]);
     await Promise.all([closeServer(this.server), closeServer(this.meshServer)]);
+    await this._disk?.close().catch(() => {});
+    this.unlock?.();
     this.state = 'closed';
     if (wasRunning) this.log.info('stopped');
   }

@@ -13,6 +13,8 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   MESH_PORT: ['meshPort', 'int'],
   MESH_HOST: ['meshHost', 'string'],
   NODE_ID: ['nodeId', 'string'],
+  DATA_DIR: ['dataDir', 'string'],
+  MAX_DISK_BYTES: ['maxDiskBytes', 'int'],
   DISCOVERY: ['discovery', 'string'],
   MESH_SECRET: ['meshSecret', 'string'],
   MESH_HOPS: ['hopLimit', 'int'],

@@ -1,7 +1,4 @@
-/**
- * Every option chatmesh has, its default, and the environment variable that sets it (read by
- * config-env.ts). Options are merged and checked once, here; the rest of the code only reads them.
- */
+/** Every option chatmesh has, its default, and the environment variable that sets it (read by config-env.ts). Options are merged and checked once, here. */
 import { isIP } from 'node:net';
 import { getHeapStatistics } from 'node:v8';
 
@@ -17,8 +14,12 @@ export interface ChatmeshOptions {
   meshPort: number;
   /** Address the peer port listens on when it differs from `port`. `MESH_HOST`. */
   meshHost: string | undefined;
-  /** This node's id; random per start unless set. `NODE_ID`. */
+  /** This node's id; random per start unless set (with DATA_DIR: kept there). `NODE_ID`. */
   nodeId: string | undefined;
+  /** Where the store is kept on disk; unset: memory only. Cluster workers use DATA_DIR/worker-N. `DATA_DIR`. */
+  dataDir?: string;
+  /** With DATA_DIR: disk bytes in use over which the least recently active conversations are removed. `MAX_DISK_BYTES`. */
+  maxDiskBytes?: number;
   /** How peers are found. `DISCOVERY`. @default 'mdns' */
   discovery: DiscoveryMode;
   /** Static peer addresses (ws://host:port), from `PEERS` and `PEERS_FILE`. */
@@ -228,8 +229,8 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.hopLimit < 1 || merged.hopLimit > MAX_HOP_LIMIT || !Number.isInteger(merged.hopLimit)) {
     throw new ConfigError('hopLimit', `must be an integer from 1 to ${MAX_HOP_LIMIT}`);
   }
-  for (const key of POSITIVE_INTEGERS) {
-    if (!Number.isSafeInteger(merged[key]) || merged[key] < 1) throw new ConfigError(key, 'must be a whole number of at least 1');
+  for (const key of [...POSITIVE_INTEGERS, ...(merged.maxDiskBytes !== undefined ? (['maxDiskBytes'] as const) : [])]) {
+    if (!Number.isSafeInteger(merged[key]) || merged[key]! < 1) throw new ConfigError(key, 'must be a whole number of at least 1');
   }
   if (!Number.isSafeInteger(merged.historyOnJoin) || merged.historyOnJoin < 0) throw new ConfigError('historyOnJoin', 'must be a whole number');
   if (merged.maxClientBufferHardBytes < merged.maxClientBufferBytes) {
@@ -238,9 +239,7 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.peerTimeoutMs <= merged.peerHeartbeatMs) {
     throw new ConfigError('peerTimeoutMs', 'must be longer than peerHeartbeatMs');
   }
-  if (merged.redialMaxMs < merged.redialBaseMs) {
-    throw new ConfigError('redialMaxMs', 'must not be smaller than redialBaseMs');
-  }
+  if (merged.redialMaxMs < merged.redialBaseMs) throw new ConfigError('redialMaxMs', 'must not be smaller than redialBaseMs');
   if (merged.meshSecret !== undefined && merged.meshSecret.length < MIN_MESH_SECRET_LENGTH) {
     throw new ConfigError('meshSecret', `must be at least ${MIN_MESH_SECRET_LENGTH} characters (a proof of it can be guessed at offline: make it long and random)`);
   }

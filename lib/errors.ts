@@ -20,6 +20,8 @@ export const ClientErrorCode = {
   NotStored: 'not_stored',
   /** AUTH=jwt: the token does not allow this (a room outside its grant). The connection stays open. */
   Forbidden: 'forbidden',
+  /** DATA_DIR cannot take writes now (disk full, I/O error): the write is not acknowledged. */
+  StorageUnavailable: 'storage_unavailable',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -76,5 +78,7 @@ export const ApiErrorCode = {
   Unauthorized: 'unauthorized',
   /** 403: the token's role does not allow this. */
   Forbidden: 'forbidden',
+  /** 503: DATA_DIR cannot take writes now (disk full); retry later. */
+  StorageUnavailable: 'storage_unavailable',
   Internal: 'internal',
 } as const;

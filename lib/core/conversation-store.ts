@@ -7,16 +7,14 @@
  * conversations, TTL) are decided from the data alone, so nodes holding the same writes
  * hold the same state. That is what lets the mesh replicate it without a leader.
  *
- * Bounded twice, and never by throwing away what someone wrote to make room: at
- * `maxConversations`, a new conversation may only take the place of an empty one (no
- * message, no delete; the least recently active goes); at `maxStoreBytes` (an estimate of
- * what the store holds in memory), new messages and conversations are refused with
- * `store_full`, while deletes, which free memory, are always taken.
- *
+ * Bounded twice, never by throwing away what someone wrote: at `maxConversations` a new
+ * conversation may only take an empty one's place (eviction.ts); at `maxStoreBytes` new
+ * messages and conversations get `store_full` (deletes, which free memory, are taken).
  * Knows nothing of sockets or the mesh.
  */
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
+import { chooseEviction } from './eviction.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
 import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
@@ -53,6 +51,8 @@ export class ConversationStore {
   private arrivals = 0;
   /** Sum of every conversation's estimated bytes. */
   private bytes = 0;
+  /** Conversations last active at or before this (ms) were evicted (MAX_DISK_BYTES): gone like expired ones. */
+  horizon = 0;
 
   constructor(
     private readonly options: StoreOptions,
@@ -105,6 +105,12 @@ export class ConversationStore {
     return compare({ timestamp, id }, conv.messages[0]) > 0;
   }
 
+  /** A message as held now (text '' once deleted), as a write; null if not held. */
+  placeholderOf(room: string, messageId: string): StoreWrite | null {
+    const entry = this.live(room)?.byId.get(messageId);
+    return entry ? messageWrite(room, entry) : null;
+  }
+
   hasMessage(room: string, messageId: string): boolean {
     return this.messageTimestamp(room, messageId) !== null;
   }
@@ -139,7 +145,7 @@ export class ConversationStore {
     if (!conv) {
       // A write older than the TTL for a conversation we do not hold: it expired (or would
       // at once). Never bring it back.
-      if (this.now() - ts.wall > this.options.conversationTtlMs) return 'ignored';
+      if (this.now() - ts.wall > this.options.conversationTtlMs || ts.wall <= this.horizon) return 'ignored';
       const fresh = newConversation(write.room, id, ts.wall);
       if (this.bytes + fresh.bytes > this.options.maxStoreBytes) return 'store_full';
       if (this.conversations.size >= this.options.maxConversations) {
@@ -261,26 +267,23 @@ export class ConversationStore {
   }
 
   private isExpired(conv: Conversation): boolean {
-    return this.now() - conv.lastActivity > this.options.conversationTtlMs;
+    return this.now() - conv.lastActivity > this.options.conversationTtlMs || conv.lastActivity <= this.horizon;
   }
 
-  /**
-   * Frees a place for a new conversation active at `wall` by evicting the least recently
-   * active empty one (no message, no delete): what someone wrote is never thrown away to
-   * make room. With no empty one, the store is full. A conversation that arrives with
-   * content (a message, a delete) always takes the victim's place; an empty one only if it
-   * is more recently active (else `ignored`): so nodes holding the same writes keep the same
-   * set, all conversations with content and the most recent empty ones, whatever the order.
-   */
+  /** Removes the least recently active conversations (those tied with it too), as if expired (see horizon); their ids. */
+  evictOldest(): string[] {
+    let oldest: Conversation | null = null;
+    for (const conv of this.conversations.values()) if (!oldest || conv.lastActivity < oldest.lastActivity) oldest = conv;
+    if (!oldest) return [];
+    this.horizon = Math.max(this.horizon, oldest.lastActivity);
+    return this.sweep();
+  }
+
+  /** Frees a place for a new conversation (see eviction.ts for the rule). */
   private makeRoomFor(wall: number, room: string, withContent: boolean): 'made' | 'ignored' | 'store_full' {
-    let victim: Conversation | null = null;
-    for (const conv of this.conversations.values()) {
-      if (conv.messages.length > 0 || conv.tombstones.size > 0) continue;
-      if (!victim || conv.lastActivity < victim.lastActivity || (conv.lastActivity === victim.lastActivity && conv.id < victim.id)) victim = conv;
-    }
-    if (!victim) return 'store_full';
-    if (!withContent && (wall < victim.lastActivity || (wall === victim.lastActivity && room < victim.id))) return 'ignored';
-    this.remove(victim);
+    const choice = chooseEviction(this.conversations.values(), wall, room, withContent);
+    if ('refuse' in choice) return choice.refuse;
+    this.remove(choice.victim);
     return 'made';
   }
 

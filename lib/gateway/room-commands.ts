@@ -92,9 +92,10 @@ export class RoomCommands {
         // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
         const stamp = this.store.nextStamp();
         const by = conn.identity === null ? {} : { by: conn.identity.sub };
-        const { result } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by }, false);
+        const { result, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by }, false);
         // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
         if (result !== 'applied') this.notStored(conn, result, 'message');
+        else durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message'));
         return;
       }
     }
@@ -142,8 +143,9 @@ export class RoomCommands {
     return true;
   }
 
-  private notStored(conn: ClientConnection, result: ApplyResult, what: string): void {
-    if (result === 'store_full') this.gateway.sendError(conn, ClientErrorCode.StoreFull, `the store is full: this ${what} was not stored`);
+  private notStored(conn: ClientConnection, result: ApplyResult | 'storage_unavailable', what: string): void {
+    if (result === 'storage_unavailable') this.gateway.sendError(conn, ClientErrorCode.StorageUnavailable, `DATA_DIR cannot take writes now (disk full?): this ${what} was not stored`);
+    else if (result === 'store_full') this.gateway.sendError(conn, ClientErrorCode.StoreFull, `the store is full: this ${what} was not stored`);
     else this.gateway.sendError(conn, ClientErrorCode.NotStored, `this ${what} was not stored (${result})`);
   }
 

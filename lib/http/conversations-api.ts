@@ -124,8 +124,9 @@ export class ConversationsApi {
       throw new ApiError(429, ApiErrorCode.RateLimited, `too many new conversations from this address: try again in ${seconds} s`, { 'retry-after': String(seconds) });
     }
     const id = randomBytes(12).toString('base64url');
-    const { result, replicated } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId(), ...(owner !== undefined && { owner }) });
+    const { result, replicated, durable } = this.replicator.commit({ type: 'created', room: id, id: this.store.nextId(), ...(owner !== undefined && { owner }) });
     refuseUnlessStored(result);
+    await onDisk(durable);
     await replicated;
     sendJson(res, 201, { id }, { location: `/api/conversations/${id}` });
   }
@@ -165,8 +166,9 @@ export class ConversationsApi {
       throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
     }
     const by = who === null ? {} : { by: who.sub };
-    const { result, replicated } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp, ...by });
+    const { result, replicated, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp, ...by });
     refuseUnlessStored(result);
+    await onDisk(durable);
     await replicated;
     sendJson(res, 201, { id: stamp.id, sender, content, timestamp, ...(who !== null && { author: who.sub }) });
   }
@@ -178,8 +180,9 @@ export class ConversationsApi {
     if (who?.role === 'customer' && this.store.authorOf(conversationId, messageId) !== who.sub) {
       throw new ApiError(403, ApiErrorCode.Forbidden, 'a customer may delete only its own messages');
     }
-    const { result, replicated } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
+    const { result, replicated, durable } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
     refuseUnlessStored(result);
+    await onDisk(durable);
     await replicated;
     res.writeHead(204);
     res.end();
@@ -235,12 +238,23 @@ function decodeSegment(segment: string): string {
 }
 
 /** Every acknowledgement reflects the store's answer: a write it did not store is an error. */
-function refuseUnlessStored(result: ApplyResult): void {
+function refuseUnlessStored(result: ApplyResult | 'storage_unavailable'): void {
   if (result === 'applied' || result === 'duplicate') return;
+  if (result === 'storage_unavailable') throw storageUnavailable();
   if (result === 'store_full') throw new ApiError(507, ApiErrorCode.StoreFull, 'the store is full: nothing was stored (MAX_STORE_BYTES or MAX_CONVERSATIONS)');
   throw new ApiError(409, ApiErrorCode.OutsideHistory, 'not stored: older than everything this conversation keeps');
 }
 
+/** With DATA_DIR, a write is acknowledged only once it is on disk. */
+async function onDisk(durable: Promise<void>): Promise<void> {
+  try {
+    await durable;
+  } catch {
+    throw storageUnavailable();
+  }
+}
+
+const storageUnavailable = () => new ApiError(503, ApiErrorCode.StorageUnavailable, 'DATA_DIR cannot take writes now (disk full?): this write is not acknowledged; retry later');
 const notFound = (message: string) => new ApiError(404, ApiErrorCode.NotFound, message);
 const invalid = (message: string) => new ApiError(400, ApiErrorCode.InvalidField, message);
 const tooLarge = (max: number) => new ApiError(413, ApiErrorCode.PayloadTooLarge, `body over ${max} bytes`);

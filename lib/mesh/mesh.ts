@@ -39,6 +39,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Counters for /health: room events and writes received, duplicates dropped, forwarded, invalid frames. */
+  /**
+   * Acks of peer writes wait for this promise, when it gives one (the instance's disk
+   * commit of what it applied): a peer's ack means the write is stored here.
+   */
+  set ackAfter(gate: (() => Promise<void> | null) | null) {
+    this.router.ackAfter = gate;
+  }
+
   get counters(): Router['counters'] {
     return this.router.counters;
   }

@@ -51,6 +51,8 @@ export class Router {
   private handling: string | null = null;
   private rejected = false;
   /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
+  /** See Mesh.ackAfter. */
+  ackAfter: (() => Promise<void> | null) | null = null;
   private readonly pendingAcks = new Map<string, { waiting: Set<Link>; done: () => void }>();
 
   constructor(
@@ -187,6 +189,15 @@ export class Router {
   }
 
   private sendAck(link: Link, id: string): void {
+    const gate = this.ackAfter?.();
+    if (gate) {
+      gate.then(() => this.sendAckNow(link, id), () => {}); // not stored: no ack
+      return;
+    }
+    this.sendAckNow(link, id);
+  }
+
+  private sendAckNow(link: Link, id: string): void {
     const header: EnvelopeHeader = { t: 'ack', id };
     link.send(encodeEnvelopeHeader(header));
   }

@@ -14,7 +14,8 @@
 import { EventEmitter } from 'node:events';
 import type { ChatmeshOptions } from '../config.js';
 import type { Logger } from '../log.js';
-import type { ApplyResult, ConversationStore, SummaryEntry } from '../core/conversation-store.js';
+import type { ApplyResult, ConversationStore, SummaryEntry, WritePath } from '../core/conversation-store.js';
+import type { DiskStore } from '../storage/disk-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
 import { decodeWrite, isLiveWrite, isValidName, stampedBy, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
@@ -41,11 +42,18 @@ const SUMMARY_PAGE = 1000;
 const GIVE_BYTES = 256 * 1024;
 
 export interface CommitResult {
-  /** The store's answer (see ApplyResult): only `applied` was stored and replicated. */
-  result: ApplyResult;
+  /**
+   * The store's answer (see ApplyResult): only `applied` was stored and replicated;
+   * `storage_unavailable`: DATA_DIR cannot take writes now (disk full), nothing was stored.
+   */
+  result: ApplyResult | 'storage_unavailable';
   /** Resolves when linked peers acknowledged, or at the ack timeout. */
   replicated: Promise<{ acked: number; expected: number }>;
+  /** Resolves when the write is on disk (at once without DATA_DIR); rejects if it could not be written. */
+  durable: Promise<void>;
 }
+
+const DONE: Promise<void> = Promise.resolve();
 
 export class Replicator extends EventEmitter<ReplicatorEvents> {
   private sweeper: NodeJS.Timeout | null = null;
@@ -62,8 +70,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     private readonly sync: SyncChannel,
     private readonly options: ReplicatorOptions,
     private readonly log: Logger,
+    /** With DATA_DIR: the record on disk; deliveries and acks wait for its commits. */
+    private readonly disk: DiskStore | null = null,
   ) {
     super();
+    if (disk) mesh.ackAfter = () => disk.durable();
     mesh.on('write', this.onPeerWrite);
     mesh.on('peer-up', this.onPeerUp);
     mesh.on('peer-down', this.onPeerDown);
@@ -78,6 +89,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   start(): void {
     this.sweeper = setInterval(() => {
       const removed = this.store.sweep();
+      this.disk?.removeRooms(removed);
+      this.disk?.compact(this.store);
       if (removed.length > 0) this.log.debug('expired conversations removed', { count: removed.length });
     }, this.options.sweepIntervalMs);
   }
@@ -97,13 +110,47 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
    * (WebSocket messages, whose echo is their acknowledgement) peers send no ack at all.
    */
   commit(write: StoreWrite, waitForAcks = true): CommitResult {
+    const none = Promise.resolve({ acked: 0, expected: 0 });
+    if (this.disk?.failed) return { result: 'storage_unavailable', replicated: none, durable: DONE };
     const payload = Buffer.from(JSON.stringify(write));
-    const result = this.store.apply(write);
-    if (result !== 'applied') return { result, replicated: Promise.resolve({ acked: 0, expected: 0 }) };
+    const { result, durable } = this.take(write, 'live', payload);
+    if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
-    if (isLiveWrite(write)) this.hold.offer(write.room, payload, writeId(write));
+    if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, writeId(write), durable);
     const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
-    return { result, replicated };
+    return { result, replicated, durable: durable ?? DONE };
+  }
+
+  /** Applies a write to the store and, when it took it, records it on disk (as `payload`, its JSON bytes). */
+  private take(write: StoreWrite, path: WritePath, payload?: Buffer): { result: ApplyResult; durable: Promise<void> | null } {
+    const result = this.store.apply(write, path);
+    if (result !== 'applied' || !this.disk) return { result, durable: null };
+    // A message deleted before it arrived, or a delete: the message's record becomes its placeholder.
+    const changed = write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
+    const placeholder = changed ? this.store.placeholderOf(write.room, write.id) : null;
+    return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder) };
+  }
+
+  /** Live deliveries waiting for their commit to disk, in the order of the writes. */
+  private readonly pending: Array<{ room: string; payload: Buffer; id: string; durable: Promise<void> }> = [];
+
+  /**
+   * Live delivery (the sender's echo among them) once the write is on disk, in the order of
+   * the writes; a write that could not be written is not delivered here (the sender gets an
+   * error instead). One callback per commit, not per write.
+   */
+  private offerWhenDurable(room: string, payload: Buffer, id: string, durable: Promise<void> | null): void {
+    if (!durable) return this.hold.offer(room, payload, id);
+    const last = this.pending[this.pending.length - 1];
+    this.pending.push({ room, payload, id, durable });
+    if (last?.durable === durable) return;
+    durable.then(() => this.settle(durable, true), () => this.settle(durable, false));
+  }
+
+  private settle(durable: Promise<void>, ok: boolean): void {
+    let n = 0;
+    while (n < this.pending.length && this.pending[n].durable === durable) n++;
+    for (const entry of this.pending.splice(0, n)) if (ok) this.hold.offer(entry.room, entry.payload, entry.id);
   }
 
   private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {
@@ -121,13 +168,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       return;
     }
     // The payload bytes are delivered as they came: the frame is never re-encoded.
-    if (this.store.apply(write) !== 'applied') return;
+    const { result, durable } = this.take(write, 'live', payload);
+    if (result !== 'applied') return;
     this.counters.writesFromPeers++;
     if (this.lagObserver) {
       const at = parseTimestampId(writeId(write));
       if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
     }
-    if (this.isVisible(write)) this.hold.offer(room, payload, writeId(write));
+    if (this.isVisible(write)) this.offerWhenDurable(room, payload, writeId(write), durable);
   };
 
   /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */
@@ -137,7 +185,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   /** Ids of the writes of a room stored but held from live delivery (see CatchUpHold.heldIds). */
   heldIds(room: string): Set<string> | null {
-    return this.hold.heldIds(room);
+    const held = this.hold.heldIds(room);
+    const pending = this.pending.filter((p) => p.room === room);
+    if (pending.length === 0) return held;
+    return new Set([...(held ?? []), ...pending.map((p) => p.id)]);
   }
 
   /** A write members should see live: not a creation, and not a message already deleted. */
@@ -229,7 +280,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
         invalid++;
         continue;
       }
-      if (this.store.apply(write, 'catch-up') !== 'applied') continue;
+      if (this.take(write, 'catch-up').result !== 'applied') continue;
       this.counters.writesReceivedInCatchUp++;
       // Members here missed it while the link was down: they get it now, before anything
       // live that is held for this room (catch-up-hold.ts).

@@ -193,7 +193,6 @@ async function main(): Promise<number> {
     if (args.tmpDataDir && args.dataDir) rmSync(args.dataDir, { recursive: true, force: true });
   }
   const ok = results.length === args.seeds.length && results.every((r) => r.ok) && !broken && !interrupted;
-  if (args.dataDir) console.log('note: the server ignores DATA_DIR today (no persistence yet): with --data-dir, losses after kills are expected');
   console.log(
     JSON.stringify({
       chaos: 'chatmesh',

@@ -7,6 +7,7 @@
  *   links       one authenticated, framed connection to a peer: handshake, auth, listener, dialler
  *   discovery   where peers are (addresses only)
  *   mesh        peer table and router over links: knows nothing of the store
+ *   storage     the store's record on disk (DATA_DIR, lmdb), the directory's lock and node id
  *   replication replicator, cluster presence, the sync channel
  *   faces       gateway (client protocol) and http (REST, /health, metrics, rejections)
  *   node        chat-node wiring, cluster primary, the package's exports
@@ -20,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 const LIB = fileURLToPath(new URL('../../../lib/', import.meta.url));
 const MAX_LINES = 300;
 
-type Layer = 'base' | 'core' | 'protocol' | 'links' | 'discovery' | 'mesh' | 'replication' | 'faces' | 'node';
+type Layer = 'base' | 'core' | 'protocol' | 'links' | 'discovery' | 'mesh' | 'storage' | 'replication' | 'faces' | 'node';
 
 /** What each layer may import (besides itself and node: modules and packages). */
 const ALLOWED: Record<Layer, Layer[]> = {
@@ -30,9 +31,10 @@ const ALLOWED: Record<Layer, Layer[]> = {
   links: ['base'],
   discovery: ['base', 'links'],
   mesh: ['base', 'links'],
-  replication: ['base', 'core', 'mesh'],
+  storage: ['base', 'core'],
+  replication: ['base', 'core', 'storage', 'mesh'],
   faces: ['base', 'core', 'protocol', 'mesh', 'replication'],
-  node: ['base', 'core', 'protocol', 'links', 'discovery', 'mesh', 'replication', 'faces'],
+  node: ['base', 'core', 'protocol', 'links', 'discovery', 'mesh', 'storage', 'replication', 'faces'],
 };
 
 function layerOf(file: string): Layer {
@@ -51,6 +53,7 @@ function layerOf(file: string): Layer {
     case 'links':
     case 'discovery':
     case 'mesh':
+    case 'storage':
     case 'replication':
       return top;
     case 'gateway':

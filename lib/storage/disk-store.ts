@@ -1,0 +1,261 @@
+/**
+ * The record of one instance's store on disk, in LMDB (the lmdb package): every write the
+ * in-memory store took, keyed by conversation, so a restart loads what the instance held.
+ *
+ * Writes made in one event-loop turn are committed in one transaction (lmdb's event-turn
+ * batching: group commit), and with overlappingSync off a commit resolves only once it is
+ * synced to disk. `durable()` is the promise of the last write recorded: a caller that
+ * answers (201/204, the WebSocket echo, a peer's ack) waits for it first.
+ *
+ * What is kept per conversation: its `created` write (the lowest id), every message (a
+ * deleted one as an empty placeholder, which keeps its place) and every delete. The disk
+ * mirrors what memory keeps: rooms that expire are removed, and messages the window dropped
+ * are removed at the next sweep (compact) and at start-up.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import { lmdbFileProblem } from './file-check.js';
+import type { ConversationStore, StoreWrite } from '../core/conversation-store.js';
+
+type Key = [string, string];
+
+const json = (write: StoreWrite): Buffer => Buffer.from(JSON.stringify(write));
+
+/** LMDB refuses to open a file that is not a whole environment; a file this small never is. */
+const MIN_FILE_BYTES = 8192;
+export const STORE_FILE = 'store.mdb';
+/** Written once the store was first opened here. */
+const OPENED_MARKER = 'store.opened';
+/** The key of the probe write (no room has an empty name). */
+const PROBE: Key = ['', 'probe'];
+/** The key of the eviction horizon (MAX_DISK_BYTES). */
+const HORIZON: Key = ['', 'horizon'];
+
+/**
+ * A failed commit (disk full) is reported to each write's promise, which DiskStore handles,
+ * and also rejects a promise lmdb keeps to itself, which nothing can handle: that one is
+ * ignored here. Every other unhandled rejection is thrown on, as Node would (a crash).
+ */
+let guarded = false;
+function guardLmdbCommitFailures(): void {
+  if (guarded) return;
+  guarded = true;
+  process.on('unhandledRejection', (reason) => {
+    const err = reason as (Error & { commitError?: Promise<unknown> }) | null;
+    if (err instanceof Error && err.commitError instanceof Promise && err.message.startsWith('Commit failed')) {
+      err.commitError.catch(() => {});
+      return;
+    }
+    throw reason;
+  });
+}
+
+export class DiskStore {
+  private readonly db: RootDatabase<Buffer, Key>;
+  private last: Promise<void> | null = null;
+  private lastRaw: Promise<boolean> | null = null;
+  /** Rooms written since the last compaction. */
+  private readonly touched = new Set<string>();
+  /** The last commit failed (disk full, I/O error): writes are refused until one succeeds. */
+  private failing: Error | null = null;
+  readonly counters = { writes: 0, failures: 0 };
+
+  /**
+   * Opens (or creates) the store in `dir`. Once a store was opened there (a marker file says
+   * so), a missing or cut store file is damage, not a first start: refused.
+   */
+  /** `maxBytes` (MAX_DISK_BYTES): over it, compact() removes the least recently active conversations. */
+  constructor(readonly dir: string, private readonly maxBytes?: number) {
+    const file = join(dir, STORE_FILE);
+    const marker = join(dir, OPENED_MARKER);
+    const existed = existsSync(marker);
+    guardLmdbCommitFailures();
+    if (existed && !existsSync(file)) {
+      throw new Error(`the store file ${file} is missing from a DATA_DIR used before: refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    if (existed && statSync(file).size < MIN_FILE_BYTES) {
+      throw new Error(`the store file ${file} is damaged (${statSync(file).size} bytes): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    const problem = existsSync(file) && statSync(file).size > 0 ? lmdbFileProblem(file) : null;
+    if (problem) {
+      throw new Error(`the store file ${file} is damaged: ${problem}; refusing to start; restore it or remove DATA_DIR to start afresh`);
+    }
+    try {
+      this.db = open<Buffer, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false, encoding: 'binary' });
+    } catch (err) {
+      throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
+    }
+    if (!existed) writeFileSync(marker, 'chatmesh store: store.mdb holds the record of this instance\n');
+  }
+
+  get failed(): boolean {
+    return this.failing !== null;
+  }
+
+  /**
+   * Records a write the store took, as `payload` (its JSON bytes, as replicated).
+   * `placeholder`: the message the write is about as the store now holds it, when that
+   * differs (a deleted message: text ''), to overwrite the message's record.
+   */
+  record(write: StoreWrite, payload: Buffer, placeholder: StoreWrite | null): Promise<void> {
+    const room = write.room;
+    this.touched.add(room);
+    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload);
+    else {
+      this.put([room, write.type === 'created' ? 'c' : 't:' + write.id], payload);
+      if (placeholder) this.put([room, 'm:' + placeholder.id], json(placeholder));
+    }
+    this.counters.writes++;
+    return this.last!;
+  }
+
+  /** The promise of everything recorded so far being on disk; null if nothing is pending. */
+  durable(): Promise<void> | null {
+    return this.last;
+  }
+
+  /**
+   * Puts one record. The promise kept in `last` settles after every earlier one (lmdb does
+   * not resolve the puts of a commit in the order they were made): so deliveries that wait
+   * for it keep the order of the writes, and waiting for it covers everything before.
+   */
+  private put(key: Key, value: Buffer): void {
+    const raw = this.db.put(key, value);
+    // The puts of one commit share lmdb's promise: the one held for it covers this one too.
+    if (raw === this.lastRaw && this.last) return;
+    this.lastRaw = raw;
+    const put = raw.then(
+      () => this.setFailing(null),
+      (err: Error & { commitError?: Promise<unknown> }) => {
+        // lmdb keeps the cause in a promise of its own, rejected too: handled here, never a crash.
+        err.commitError?.catch(() => {});
+        this.counters.failures++;
+        if (!this.failing) this.probeLater();
+        this.setFailing(err);
+        throw err;
+      },
+    );
+    const before = this.last;
+    const p: Promise<void> = before ? before.then(() => put) : put;
+    const settled = () => {
+      if (this.last === p) this.last = null;
+    };
+    p.then(settled, settled); // a caller that waits sees a failure; an unawaited one is no crash
+    put.catch(() => {});
+    this.last = p;
+  }
+
+  /** Told when writes start failing (with the cause) and when they are taken again (null). */
+  onFailing: ((err: Error | null) => void) | null = null;
+
+  private setFailing(err: Error | null): void {
+    const changed = (err === null) !== (this.failing === null);
+    this.failing = err;
+    if (changed) this.onFailing?.(err);
+  }
+
+  /** While failing, tries a small write every second: writes are taken again once one succeeds. */
+  private probeLater(): void {
+    const timer = setTimeout(() => {
+      if (this.closed) return;
+      this.db.put(PROBE, Buffer.from('{}')).then(
+        () => {
+          this.setFailing(null);
+          this.db.remove(PROBE).catch(() => {});
+        },
+        (err: Error & { commitError?: Promise<unknown> }) => {
+          err.commitError?.catch(() => {});
+          this.probeLater();
+        },
+      );
+    }, 1000);
+    timer.unref();
+  }
+
+  /** Replays every write on disk into the store; returns how many. */
+  load(store: ConversationStore): number {
+    let n = 0;
+    for (const { key, value } of this.db.getRange()) {
+      if (key[0] === '') {
+        if (key[1] === 'horizon') store.horizon = Number(value.toString());
+        continue; // the probe, the horizon
+      }
+      store.apply(JSON.parse(value.toString('utf8')) as StoreWrite, 'catch-up');
+      n++;
+    }
+    for (const room of this.rooms()) if (room !== '') this.touched.add(room);
+    this.compact(store);
+    return n;
+  }
+
+  /** Bytes of the pages LMDB uses now (the file keeps its size: freed pages are reused). */
+  usedBytes(): number {
+    const s = this.db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+    return s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
+  }
+
+  /**
+   * Over MAX_DISK_BYTES: removes the least recently active conversations until about a tenth
+   * under it (estimated from their records: pages are not full), and keeps the horizon (see
+   * ConversationStore.horizon) on disk, so a restart does not take them back from peers.
+   */
+  private enforceLimit(store: ConversationStore): void {
+    if (this.maxBytes === undefined || this.usedBytes() <= this.maxBytes) return;
+    let excess = this.usedBytes() - Math.floor(this.maxBytes * 0.9);
+    while (excess > 0) {
+      const removed = store.evictOldest();
+      if (removed.length === 0) break;
+      for (const room of removed) {
+        this.touched.add(room);
+        for (const { key, value } of this.db.getRange({ start: [room], end: [room, '\uffff'] })) excess -= 1.5 * (value.length + key[0].length + key[1].length + 16);
+      }
+    }
+    this.put(HORIZON, Buffer.from(String(store.horizon)));
+  }
+
+  /** Removes from disk what the store no longer keeps, for the rooms written since last time. */
+  compact(store: ConversationStore): void {
+    this.enforceLimit(store);
+    const rooms = [...this.touched];
+    this.touched.clear();
+    for (const room of rooms) {
+      const held = store.has(room) ? new Set(store.idsOf(room)) : null;
+      for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) {
+        const part = key[1];
+        const keep = held !== null && (part === 'c' || held.has(part.startsWith('m:') ? part.slice(2) : part));
+        if (!keep) this.db.remove(key).catch(() => {});
+      }
+    }
+  }
+
+  /** Forgets rooms the store removed (expired). */
+  removeRooms(rooms: string[]): void {
+    for (const room of rooms) this.touched.add(room);
+  }
+
+  /** Distinct rooms on disk. */
+  private *rooms(): Iterable<string> {
+    let prev: string | null = null;
+    for (const key of this.db.getKeys()) {
+      if (key[0] !== prev) yield (prev = key[0]);
+    }
+  }
+
+  /** Bytes the store file takes. */
+  fileBytes(): number {
+    try {
+      return statSync(join(this.dir, STORE_FILE)).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  private closed = false;
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.db.close();
+  }
+}
