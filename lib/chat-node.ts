@@ -31,7 +31,7 @@ import { MESH_PATH } from './links/handshake-frames.js';
 import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
 import { keptNodeId, lockDataDir } from './storage/data-dir.js';
-import { DiskStore } from './storage/disk-store.js';
+import { DISK_MESSAGES_DEFAULT, DiskStore } from './storage/disk-store.js';
 
 export interface ChatNodeDeps {
   /** Where log lines go. @default process.stdout */
@@ -126,7 +126,7 @@ export class ChatNode {
     if (o.dataDir !== undefined) {
       // Before any port is taken: a second process on the same DATA_DIR stops here.
       this.unlock = lockDataDir(o.dataDir);
-      this._disk = new DiskStore(o.dataDir, o.maxDiskBytes);
+      this._disk = new DiskStore(o.dataDir, o.maxDiskBytes, Math.max(o.maxDiskMessagesPerConversation ?? DISK_MESSAGES_DEFAULT, o.maxMessagesPerConversation));
       this._disk.onFailing = (err) => {
         if (err) this.log.error('DATA_DIR cannot take writes: they are refused (503 storage_unavailable) until it can', { dataDir: o.dataDir, error: String((err as { commitError?: unknown }).commitError ? 'commit failed (disk full?)' : err.message) });
         else this.log.info('DATA_DIR takes writes again', { dataDir: o.dataDir });
@@ -193,7 +193,7 @@ export class ChatNode {
     const horizon = this.auth.maxTokenLifetimeSec + this.auth.clockToleranceSec + 60;
     this._revocations = new Revocations(table, this._mesh, this._sync, { maxHorizonSec: horizon }, this.log);
     this._revocationsApi = new RevocationsApi(verifier, this._revocations, this.auth);
-    this._api = new ConversationsApi(o, store, this._replicator, creations, verifier);
+    this._api = new ConversationsApi(o, store, this._replicator, creations, verifier, this._disk);
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();

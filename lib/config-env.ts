@@ -15,6 +15,7 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   NODE_ID: ['nodeId', 'string'],
   DATA_DIR: ['dataDir', 'string'],
   MAX_DISK_BYTES: ['maxDiskBytes', 'int'],
+  MAX_DISK_MESSAGES_PER_CONVERSATION: ['maxDiskMessagesPerConversation', 'int'],
   DISCOVERY: ['discovery', 'string'],
   MESH_SECRET: ['meshSecret', 'string'],
   MESH_HOPS: ['hopLimit', 'int'],

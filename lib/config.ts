@@ -20,6 +20,7 @@ export interface ChatmeshOptions {
   dataDir?: string;
   /** With DATA_DIR: disk bytes in use over which the least recently active conversations are removed. `MAX_DISK_BYTES`. */
   maxDiskBytes?: number;
+  /** With DATA_DIR: messages kept on disk per conversation (the history REST reads), at least the memory window. `MAX_DISK_MESSAGES_PER_CONVERSATION`. @default 100000 */ maxDiskMessagesPerConversation?: number;
   /** How peers are found. `DISCOVERY`. @default 'mdns' */
   discovery: DiscoveryMode;
   /** Static peer addresses (ws://host:port), from `PEERS` and `PEERS_FILE`. */
@@ -229,7 +230,7 @@ export function resolveOptions(input: Partial<ChatmeshOptions> = {}): ChatmeshOp
   if (merged.hopLimit < 1 || merged.hopLimit > MAX_HOP_LIMIT || !Number.isInteger(merged.hopLimit)) {
     throw new ConfigError('hopLimit', `must be an integer from 1 to ${MAX_HOP_LIMIT}`);
   }
-  for (const key of [...POSITIVE_INTEGERS, ...(merged.maxDiskBytes !== undefined ? (['maxDiskBytes'] as const) : [])]) {
+  for (const key of [...POSITIVE_INTEGERS, ...(['maxDiskBytes', 'maxDiskMessagesPerConversation'] as const).filter((k) => merged[k] !== undefined)]) {
     if (!Number.isSafeInteger(merged[key]) || merged[key]! < 1) throw new ConfigError(key, 'must be a whole number of at least 1');
   }
   if (!Number.isSafeInteger(merged.historyOnJoin) || merged.historyOnJoin < 0) throw new ConfigError('historyOnJoin', 'must be a whole number');

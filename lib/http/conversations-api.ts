@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuthError, AuthErrorCode, tokenFromRequest, type Identity, type TokenVerifier } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
-import type { ApplyResult, ConversationStore } from '../core/conversation-store.js';
+import type { ApplyResult, ConversationStore, StoredMessage } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
 // The same window every instance applies to messages from peers (store-write.ts): a client's
 // `timestamp` from 30 days before now (importing recent history) to 60 s after (clock skew).
@@ -25,6 +25,11 @@ import { forbiddenKey } from '../protocol/forbidden-keys.js';
 import type { Replicator } from '../replication/replicator.js';
 import { sendJson } from './http-server.js';
 import { bearerChallenge } from './responses.js';
+
+/** The history kept on disk (DATA_DIR, storage/disk-window.ts) that sorts before a message. */
+export interface OlderHistory {
+  historyBefore(room: string, before: Pick<StoredMessage, 'timestamp' | 'id'> | null): StoredMessage[];
+}
 
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
 
@@ -49,6 +54,8 @@ export class ConversationsApi {
     private readonly creations: CreationLimiter,
     /** AUTH=jwt: verifies each request's token; null with AUTH=none. */
     private readonly verifier: TokenVerifier | null = null,
+    /** DATA_DIR: the record on disk, which holds the history older than memory's window; null without. */
+    private readonly disk: OlderHistory | null = null,
   ) {}
 
   /** Handles a request under /api/; never throws. */
@@ -133,8 +140,10 @@ export class ConversationsApi {
 
   private getConversation(res: ServerResponse, id: string, who: Identity | null): void {
     this.visible(id, who);
-    const messages = this.store.history(id);
-    if (!messages) throw notFound('no such conversation');
+    const recent = this.store.history(id);
+    if (!recent) throw notFound('no such conversation');
+    // Memory holds the newest messages (and every delete among them); the disk, what is older.
+    const messages = this.disk ? [...this.disk.historyBefore(id, recent[0] ?? null), ...recent] : recent;
     sendJson(res, 200, { id, messages });
   }
 

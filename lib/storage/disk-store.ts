@@ -8,17 +8,20 @@
  * answers (201/204, the WebSocket echo, a peer's ack) waits for it first.
  *
  * What is kept per conversation: its `created` write (the lowest id), every message (a
- * deleted one as an empty placeholder, which keeps its place) and every delete. The disk
- * mirrors what memory keeps: rooms that expire are removed, and messages the window dropped
- * are removed at the next sweep (compact) and at start-up.
+ * deleted one as an empty placeholder, which keeps its place) and every delete. Memory is a
+ * cache, the disk is the record: the disk keeps a window of its own, the newest `maxMessages`
+ * (MAX_DISK_MESSAGES_PER_CONVERSATION) by (timestamp, id), larger than memory's; what falls
+ * out of it (with its delete) is removed at the next sweep (compact) and at start-up, and
+ * rooms that expire or are evicted are removed whole. REST reads the history from here.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import { lmdbFileProblem } from './file-check.js';
-import type { ConversationStore, StoreWrite } from '../core/conversation-store.js';
+import type { ConversationStore, StoredMessage, StoreWrite } from '../core/conversation-store.js';
+import { DISK_MESSAGES_DEFAULT, historyBefore, trimWindow, type Key } from './disk-window.js';
 
-type Key = [string, string];
+export { DISK_MESSAGES_DEFAULT } from './disk-window.js';
 
 const json = (write: StoreWrite): Buffer => Buffer.from(JSON.stringify(write));
 
@@ -65,8 +68,11 @@ export class DiskStore {
    * Opens (or creates) the store in `dir`. Once a store was opened there (a marker file says
    * so), a missing or cut store file is damage, not a first start: refused.
    */
-  /** `maxBytes` (MAX_DISK_BYTES): over it, compact() removes the least recently active conversations. */
-  constructor(readonly dir: string, private readonly maxBytes?: number) {
+  /**
+   * `maxBytes` (MAX_DISK_BYTES): over it, compact() removes the least recently active conversations.
+   * `maxMessages`: the disk's window per conversation (never smaller than memory's).
+   */
+  constructor(readonly dir: string, private readonly maxBytes?: number, private readonly maxMessages = DISK_MESSAGES_DEFAULT) {
     const file = join(dir, STORE_FILE);
     const marker = join(dir, OPENED_MARKER);
     const existed = existsSync(marker);
@@ -214,19 +220,21 @@ export class DiskStore {
     this.put(HORIZON, Buffer.from(String(store.horizon)));
   }
 
-  /** Removes from disk what the store no longer keeps, for the rooms written since last time. */
+  /** Removes from disk what is no longer kept, for the rooms written since last time: rooms the store dropped, messages out of the disk's window. */
   compact(store: ConversationStore): void {
     this.enforceLimit(store);
     const rooms = [...this.touched];
     this.touched.clear();
     for (const room of rooms) {
-      const held = store.has(room) ? new Set(store.idsOf(room)) : null;
-      for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) {
-        const part = key[1];
-        const keep = held !== null && (part === 'c' || held.has(part.startsWith('m:') ? part.slice(2) : part));
-        if (!keep) this.db.remove(key).catch(() => {});
-      }
+      if (!store.has(room)) {
+        for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) this.db.remove(key).catch(() => {});
+      } else trimWindow(this.db, room, this.maxMessages);
     }
+  }
+
+  /** The messages of a room on disk older than `before` (all when null), deleted ones left out, in (timestamp, id) order. */
+  historyBefore(room: string, before: Pick<StoredMessage, 'timestamp' | 'id'> | null): StoredMessage[] {
+    return historyBefore(this.db, room, before);
   }
 
   /** Forgets rooms the store removed (expired). */

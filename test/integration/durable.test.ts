@@ -123,7 +123,8 @@ describe('DATA_DIR: nothing acknowledged is lost when every instance is killed',
 
   it('a conversation of 20,000 messages reads back whole after every instance restarts', async () => {
     const ports = await Promise.all([0, 1].map(() => freePort()));
-    const env = { MAX_MESSAGES_PER_CONVERSATION: '20000', RATE_LIMIT_PER_SEC: '100000', RATE_LIMIT_BURST: '100000', MAX_REPLY_BYTES: '65536' };
+    // Memory keeps its default window (1000): the rest is read back from the disk's (100,000).
+    const env = { MAX_MESSAGES_PER_CONVERSATION: '1000', RATE_LIMIT_PER_SEC: '100000', RATE_LIMIT_BURST: '100000', MAX_REPLY_BYTES: '65536' };
     let nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, env)));
     await nodes[0].waitForPeersUp([nodes[1].nodeId], 10_000);
     const room = (await api(nodes[0], 'POST', '/api/conversations')).body.id as string;
@@ -140,14 +141,45 @@ describe('DATA_DIR: nothing acknowledged is lost when every instance is killed',
     nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, env)));
     for (const node of nodes) expect(await history(node, room)).to.deep.equal(written);
   });
+
+  it('memory keeps 100 messages, the disk the whole history: 2,500 REST posts read back whole and in order on both instances after kill -9 of both; joined still gives memory\'s recent history', async () => {
+    const ports = await Promise.all([0, 1].map(() => freePort()));
+    const env = { MAX_MESSAGES_PER_CONVERSATION: '100' };
+    let nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, env)));
+    await nodes[0].waitForPeersUp([nodes[1].nodeId], 10_000);
+    const room = (await api(nodes[0], 'POST', '/api/conversations')).body.id as string;
+    const posted: Array<{ id: string; timestamp: number; content: string }> = [];
+    for (let n = 0; n < 2500; n += 25) {
+      const answers = await Promise.all(Array.from({ length: 25 }, (_, j) => api(nodes[j % 2], 'POST', `/api/conversations/${room}/messages`, { sender: 'customer', content: `m${n + j}` })));
+      for (const a of answers) {
+        expect(a.status, JSON.stringify(a.body)).to.equal(201);
+        posted.push(a.body as { id: string; timestamp: number; content: string });
+      }
+      // Deletes (made while in memory's window): one that memory then drops, one it keeps. Neither comes back.
+      const gone = posted.find((m) => m.content === (n === 100 ? 'm100' : n === 2450 ? 'm2450' : ''));
+      if (gone) expect((await api(nodes[1], 'DELETE', `/api/conversations/${room}/messages/${gone.id}`)).status).to.equal(204);
+    }
+    posted.sort((a, b) => a.timestamp - b.timestamp || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const expected = posted.filter((m) => m.content !== 'm100' && m.content !== 'm2450').map((m) => m.id);
+    for (const node of nodes) await poll(async () => JSON.stringify(await history(node, room)) === JSON.stringify(expected), { timeoutMs: 10_000, what: 'the whole history before the restart' });
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, env)));
+    for (const node of nodes) expect(await history(node, room)).to.deep.equal(expected);
+    const client = await clients.connect(nodes[1]);
+    const joined = await client.join(room, 'reader');
+    const recent = (joined.history as Array<{ id: string }>).map((m) => m.id);
+    expect(recent.length).to.be.greaterThan(0).and.at.most(100);
+    expect(recent).to.deep.equal(expected.slice(-recent.length));
+  });
 });
 
-describe('DATA_DIR: the disk stays bounded like memory', function () {
+describe('DATA_DIR: the disk stays bounded by its own window', function () {
   this.timeout(30_000);
 
-  it('messages pushed out of the window and expired conversations leave the disk too (seen in what a restart loads)', async () => {
+  it('messages pushed out of the disk\'s window (MAX_DISK_MESSAGES_PER_CONVERSATION) and expired conversations leave the disk (seen in what a restart loads)', async () => {
     const dir = join(root, 'bounded');
-    const env = { DATA_DIR: dir, LOG_LEVEL: 'info', MAX_MESSAGES_PER_CONVERSATION: '50', CONVERSATION_TTL_MS: '4000' };
+    // Memory keeps 20, the disk 50: the disk trims by its own window, not memory's.
+    const env = { DATA_DIR: dir, LOG_LEVEL: 'info', MAX_MESSAGES_PER_CONVERSATION: '20', MAX_DISK_MESSAGES_PER_CONVERSATION: '50', CONVERSATION_TTL_MS: '4000' };
     const loaded = (i: Instance) => i.waitForLog((l) => l.msg === 'store loaded from DATA_DIR').then((l) => l.writes as number);
     let node = await Instance.start({ env });
     const client = await clients.connect(node);
@@ -159,7 +191,8 @@ describe('DATA_DIR: the disk stays bounded like memory', function () {
     await node.kill('SIGKILL');
     node = await Instance.start({ env });
     expect(await loaded(node), 'the created write and the 50 messages of the window').to.equal(51);
-    expect(await history(node, 'busy')).to.have.length(50);
+    const kept = await api(node, 'GET', '/api/conversations/busy');
+    expect((kept.body.messages as Array<{ content: string }>).map((m) => m.content)).to.deep.equal([...Array.from({ length: 49 }, (_, k) => `m${250 + k}`), 'last']);
     await sleep(5000); // the conversation expires, and the sweep removes it from disk
     await node.kill('SIGKILL');
     node = await Instance.start({ env });

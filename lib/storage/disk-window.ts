@@ -1,0 +1,57 @@
+/**
+ * The disk's window of a conversation (DATA_DIR): the newest MAX_DISK_MESSAGES_PER_CONVERSATION
+ * messages by (timestamp, id), larger than memory's, and the history read back from it.
+ * Records are keyed [room, 'm:' + id] (a message, or a deleted one's empty placeholder) and
+ * [room, 't:' + id] (its delete): by id, so what is read is sorted here.
+ */
+import type { RootDatabase } from 'lmdb';
+import { compare } from '../core/conversation.js';
+import type { StoredMessage, StoreWrite } from '../core/conversation-store.js';
+
+export type Key = [string, string];
+
+/** Messages kept on disk per conversation when MAX_DISK_MESSAGES_PER_CONVERSATION is not set. */
+export const DISK_MESSAGES_DEFAULT = 100_000;
+
+/** A message or delete as kept, with its place in the order ((ts, id), as `timestamp`). */
+type Placed = StoreWrite & { id: string; ts: number; timestamp: number };
+
+function placed(value: Buffer): Placed {
+  const w = JSON.parse(value.toString('utf8')) as Placed;
+  w.timestamp = w.ts;
+  return w;
+}
+
+const messages = (room: string) => ({ start: [room, 'm:'] as Key, end: [room, 'm:\uffff'] as Key });
+const deletes = (room: string) => ({ start: [room, 't:'] as Key, end: [room, 't:\uffff'] as Key });
+
+/** Keeps the newest `max` messages of a room, with their deletes (and no delete older than them). */
+export function trimWindow(db: RootDatabase<Buffer, Key>, room: string, max: number): void {
+  const over = db.getKeysCount(messages(room)) - max;
+  if (over <= 0) return;
+  const held = [...db.getRange(messages(room))].map(({ value }) => placed(value)).sort(compare);
+  for (const m of held.slice(0, over)) {
+    db.remove([room, 'm:' + m.id]).catch(() => {});
+    db.remove([room, 't:' + m.id]).catch(() => {});
+  }
+  const oldest = held[over];
+  for (const { key, value } of db.getRange(deletes(room))) {
+    if (compare(placed(value), oldest) < 0) db.remove(key).catch(() => {});
+  }
+}
+
+/**
+ * The messages of a room on disk that sort before `before` (all of them when null), deleted
+ * ones left out, in (timestamp, id) order: the history older than memory's window.
+ */
+export function historyBefore(db: RootDatabase<Buffer, Key>, room: string, before: Pick<StoredMessage, 'timestamp' | 'id'> | null): StoredMessage[] {
+  const deleted = new Set<string>();
+  for (const key of db.getKeys(deletes(room))) deleted.add(key[1].slice(2));
+  const out: StoredMessage[] = [];
+  for (const { value } of db.getRange(messages(room))) {
+    const w = placed(value);
+    if (w.type !== 'message' || w.text === '' || deleted.has(w.id) || (before !== null && compare(w, before) >= 0)) continue;
+    out.push(w.by === undefined ? { id: w.id, sender: w.user, content: w.text, timestamp: w.ts } : { id: w.id, sender: w.user, content: w.text, timestamp: w.ts, author: w.by });
+  }
+  return out.sort(compare);
+}
