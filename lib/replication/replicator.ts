@@ -116,8 +116,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
-    if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, writeId(write), durable);
-    const replicated = this.mesh.publishWrite(write.room, writeId(write), payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
+    const id = writeId(write);
+    if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, id, durable);
+    const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
     return { result, replicated, durable: durable ?? DONE };
   }
 
@@ -172,10 +173,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     if (result !== 'applied') return;
     this.counters.writesFromPeers++;
     if (this.lagObserver) {
-      const at = parseTimestampId(writeId(write));
+      const at = parseTimestampId(id);
       if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
     }
-    if (this.isVisible(write)) this.offerWhenDurable(room, payload, writeId(write), durable);
+    if (this.isVisible(write)) this.offerWhenDurable(room, payload, id, durable);
   };
 
   /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */

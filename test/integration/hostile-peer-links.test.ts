@@ -52,6 +52,17 @@ async function meshUpgradeStatus(instance: Instance, extraHeaders: string[] = []
   return text.split('\r\n')[0];
 }
 
+/** Opens a WebSocket to /_mesh, sends a 64 KiB frame before any handshake, and returns the close code. */
+async function closeOfBigPreAuthFrame(url: string): Promise<number> {
+  const peer = new (await import('ws')).WebSocket(url, 'chatmesh.v1', { perMessageDeflate: false });
+  peer.on('error', () => {});
+  await once(peer, 'open');
+  const closed = once(peer, 'close');
+  peer.send('x'.repeat(64 * 1024));
+  const [code] = (await withTimeout(closed, 3000, 'the close after a big pre-auth frame')) as [number];
+  return code;
+}
+
 describe('hostile peers: /_mesh is not a door for web pages', function () {
   this.timeout(30_000);
 
@@ -81,13 +92,7 @@ describe('hostile peers: /_mesh is not a door for web pages', function () {
       for (const s of held) s.destroy();
     }
     // A 64 KiB frame before the handshake closes the connection with 1009.
-    const peer = new (await import('ws')).WebSocket(`${a.url}/_mesh`, 'chatmesh.v1', { perMessageDeflate: false });
-    peer.on('error', () => {});
-    await once(peer, 'open');
-    const closed = once(peer, 'close');
-    peer.send('x'.repeat(64 * 1024));
-    const [code] = (await withTimeout(closed, 3000, 'the close after a big pre-auth frame')) as [number];
-    expect(code).to.equal(1009);
+    expect(await closeOfBigPreAuthFrame(`${a.url}/_mesh`)).to.equal(1009);
     expect((await a.health()).status).to.equal(200);
   });
   it('the same on a separate MESH_PORT: an Origin gets 403, a big frame before the handshake 1009', async () => {
@@ -95,13 +100,7 @@ describe('hostile peers: /_mesh is not a door for web pages', function () {
     const a = await Instance.start({ env: { MESH_PORT: String(meshPort) } });
     expect(await meshUpgradeStatus(a, ['Origin: http://evil.example'], meshPort)).to.match(/^HTTP\/1.1 403/);
     expect(await meshUpgradeStatus(a, [], meshPort)).to.match(/^HTTP\/1.1 101/);
-    const peer = new (await import('ws')).WebSocket(`ws://127.0.0.1:${meshPort}/_mesh`, 'chatmesh.v1', { perMessageDeflate: false });
-    peer.on('error', () => {});
-    await once(peer, 'open');
-    const closed = once(peer, 'close');
-    peer.send('x'.repeat(64 * 1024));
-    const [code] = (await withTimeout(closed, 3000, 'the close after a big pre-auth frame')) as [number];
-    expect(code).to.equal(1009);
+    expect(await closeOfBigPreAuthFrame(`ws://127.0.0.1:${meshPort}/_mesh`)).to.equal(1009);
     expect((await a.health()).status).to.equal(200);
   });
 

@@ -11,8 +11,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestClient } from '../helpers/client.js';
-import { Instance, stopAll } from '../helpers/instance.js';
-import { TestNetwork, distinctPorts, dumpInstanceOutput, requireNetns, type NetHost } from '../helpers/netns.js';
+import { Instance } from '../helpers/instance.js';
+import { distinctPorts, type NetHost } from '../helpers/netns.js';
+import { netnsSuite } from '../helpers/netns-suite.js';
 import { poll } from '../helpers/wait.js';
 
 /** A CA in `dir`, and a certificate for each name signed by it. */
@@ -28,29 +29,13 @@ function makeCa(dir: string, ca: string, names: string[]): void {
 
 describe('peer links over mutual TLS (network namespaces)', function () {
   this.timeout(60_000);
-  let net: TestNetwork | null = null;
-  let started: Instance[] = [];
-  let clients: TestClient[] = [];
-
-  before(async function () {
-    await requireNetns(this);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') dumpInstanceOutput(started, 60);
-    await Promise.all(clients.map((c) => c.close().catch(() => {})));
-    clients = [];
-    await stopAll();
-    started = [];
-    await net?.destroy();
-    net = null;
-  });
+  const { started, clients, network } = netnsSuite();
 
   it('two instances with certificates from one CA link over wss:// and chat; one from another CA is refused and shown rejected', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'chatmesh-mtls-'));
     makeCa(dir, 'ca1', ['node1', 'node2']);
     makeCa(dir, 'ca2', ['node3']);
-    net = await TestNetwork.create();
+    const net = await network();
     const hosts = [await net.addHost(), await net.addHost(), await net.addHost()] as [NetHost, NetHost, NetHost];
     const ps = distinctPorts(6);
     const meshPort = (k: number) => ps[3 + k];

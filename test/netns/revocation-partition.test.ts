@@ -6,9 +6,9 @@
  */
 import { expect } from 'chai';
 import { AUDIENCE, ISSUER, TEST_SECRET, authApi, connectWithQuery, mint, upgradeStatus } from '../helpers/auth.js';
-import type { TestClient } from '../helpers/client.js';
-import { Instance, stopAll } from '../helpers/instance.js';
-import { TestNetwork, distinctPorts, dumpInstanceOutput, requireNetns, type NetHost } from '../helpers/netns.js';
+import { Instance } from '../helpers/instance.js';
+import { distinctPorts, type NetHost } from '../helpers/netns.js';
+import { netnsSuite } from '../helpers/netns-suite.js';
 import { poll } from '../helpers/wait.js';
 
 const ENV = {
@@ -25,26 +25,10 @@ const ENV = {
 
 describe('revocation across a partition (network namespaces)', function () {
   this.timeout(40_000);
-  let net: TestNetwork | null = null;
-  let started: Instance[] = [];
-  let clients: TestClient[] = [];
-
-  before(async function () {
-    await requireNetns(this);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') dumpInstanceOutput(started, 60);
-    await Promise.all(clients.map((c) => c.close().catch(() => {})));
-    clients = [];
-    await stopAll();
-    started = [];
-    await net?.destroy();
-    net = null;
-  });
+  const { started, clients, network } = netnsSuite();
 
   it('the cut-off side learns the revocation on heal: its socket closes (4403) and the token is refused there', async () => {
-    net = await TestNetwork.create();
+    const net = await network();
     const hosts = [await net.addHost(), await net.addHost(), await net.addHost()] as [NetHost, NetHost, NetHost];
     const ps = distinctPorts(3);
     const nodes = await Promise.all(
