@@ -5,12 +5,18 @@
 import { EventEmitter } from 'node:events';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode } from '../errors.js';
+import { decodeHeartbeat, encodeHeartbeat, type NodeLoad } from './heartbeat.js';
 import type { Link, LinkEvents, LinkIdentity } from './link.js';
+
+/** Clock offset samples kept: a few heartbeats' worth, so a changed clock shows within seconds. */
+const OFFSET_SAMPLES = 8;
 
 export interface PeerLinkOptions {
   heartbeatMs: number;
   timeoutMs: number;
   maxBufferedBytes: number;
+  /** This node's load, sent in every heartbeat ping (heartbeat.ts); without it, the clock alone. */
+  load?: () => NodeLoad;
 }
 
 export class PeerLink extends EventEmitter<LinkEvents> implements Link {
@@ -21,6 +27,12 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly direction: 'in' | 'out';
   lastSeen = Date.now();
   rttMs: number | null = null;
+  /** The peer's clock minus ours, ms, estimated from its pings; null before the first. */
+  clockOffsetMs: number | null = null;
+  /** What the peer's last ping said of its load; null if it does not say (an older node). */
+  peerLoad: NodeLoad | null = null;
+  /** The last clock offset samples (see onPing). */
+  private readonly offsets: number[] = [];
   private lastTick = Date.now();
   private closed = false;
   private readonly timer: NodeJS.Timeout;
@@ -38,10 +50,11 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
     this.direction = identity.direction;
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
+    ws.on('ping', this.onPing);
     ws.on('close', this.onClose);
     ws.on('error', () => ws.terminate()); // 'close' follows and reports it
     this.timer = setInterval(this.tick, options.heartbeatMs);
-    ws.ping(String(Date.now()));
+    this.ping(Date.now());
   }
 
   get isOpen(): boolean {
@@ -77,8 +90,12 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
       this.finish(CloseCode.HeartbeatTimeout, `no sign of life for ${now - this.lastSeen} ms`);
       return;
     }
-    this.ws.ping(String(now));
+    this.ping(now);
   };
+
+  private ping(now: number): void {
+    this.ws.ping(encodeHeartbeat(now, this.options.load?.() ?? null));
+  }
 
   private readonly onMessage = (data: RawData, isBinary: boolean) => {
     this.lastSeen = Date.now();
@@ -91,8 +108,22 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   private readonly onPong = (data: Buffer) => {
     const now = Date.now();
     this.lastSeen = now;
-    const sent = Number(data.toString());
-    if (Number.isFinite(sent) && sent <= now) this.rttMs = now - sent;
+    const sent = decodeHeartbeat(data)?.sentAt;
+    if (sent !== undefined && sent <= now) this.rttMs = now - sent;
+  };
+
+  /**
+   * The peer's ping (ws answers it): its clock then, seen here half a round trip later, gives
+   * the offset between the two clocks, the way NTP does with one timestamp fewer. A ping held
+   * up (a busy event loop, a queue) only makes a sample lower, so the highest of the last few is kept.
+   */
+  private readonly onPing = (data: Buffer) => {
+    const beat = decodeHeartbeat(data);
+    if (!beat) return;
+    this.offsets.push(Math.round(beat.sentAt + (this.rttMs ?? 0) / 2 - Date.now()));
+    if (this.offsets.length > OFFSET_SAMPLES) this.offsets.shift();
+    this.clockOffsetMs = Math.max(...this.offsets);
+    this.peerLoad = beat.load;
   };
 
   private readonly onClose = (code: number, reason: Buffer) => {
