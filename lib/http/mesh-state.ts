@@ -7,7 +7,6 @@
  * name only: their numbers are null.
  */
 import type { Mesh, PeerState, PeerView } from '../mesh/mesh.js';
-import type { Replicator } from '../replication/replicator.js';
 
 /**
  * up: linked to this node (or this node); indirect: not linked here, but a linked peer says it
@@ -64,7 +63,8 @@ export interface MeshStateSources {
   detectionMs: number;
   gateway: { readonly connectionCount: number; readonly roomCount: number };
   mesh: Pick<Mesh, 'view'>;
-  replicator: Pick<Replicator, 'on'>;
+  /** The replicator's `lag` event: a peer's write applied live, its origin and lag. */
+  replicator: { on(event: 'lag', listener: (origin: string, ms: number) => void): unknown };
 }
 
 /** Origins whose last lag is kept: far more nodes than a mesh has. */

@@ -8,8 +8,13 @@ import { CloseCode } from '../errors.js';
 import { decodeHeartbeat, encodeHeartbeat, type NodeLoad } from './heartbeat.js';
 import type { Link, LinkEvents, LinkIdentity } from './link.js';
 
-/** Clock offset samples kept: a few heartbeats' worth, so a changed clock shows within seconds. */
-const OFFSET_SAMPLES = 8;
+/** Clock samples kept: a few heartbeats' worth, so a changed clock shows within seconds. */
+const CLOCK_SAMPLES = 8;
+
+function keepLast(samples: number[], value: number): void {
+  samples.push(value);
+  if (samples.length > CLOCK_SAMPLES) samples.shift();
+}
 
 export interface PeerLinkOptions {
   heartbeatMs: number;
@@ -27,12 +32,13 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly direction: 'in' | 'out';
   lastSeen = Date.now();
   rttMs: number | null = null;
-  /** The peer's clock minus ours, ms, estimated from its pings; null before the first. */
+  /** The peer's clock minus ours, ms, estimated from its pings and our round trips; null before both. */
   clockOffsetMs: number | null = null;
   /** What the peer's last ping said of its load; null if it does not say (an older node). */
   peerLoad: NodeLoad | null = null;
-  /** The last clock offset samples (see onPing). */
-  private readonly offsets: number[] = [];
+  /** The last few samples of the peer's clock minus ours at its pings' arrival, and of round trips (see onPing). */
+  private readonly pingDelays: number[] = [];
+  private readonly rtts: number[] = [];
   private lastTick = Date.now();
   private closed = false;
   private readonly timer: NodeJS.Timeout;
@@ -109,22 +115,30 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
     const now = Date.now();
     this.lastSeen = now;
     const sent = decodeHeartbeat(data)?.sentAt;
-    if (sent !== undefined && sent <= now) this.rttMs = now - sent;
+    if (sent === undefined || sent > now) return;
+    this.rttMs = now - sent;
+    keepLast(this.rtts, this.rttMs);
+    this.updateOffset();
   };
 
   /**
    * The peer's ping (ws answers it): its clock then, seen here half a round trip later, gives
-   * the offset between the two clocks, the way NTP does with one timestamp fewer. A ping held
-   * up (a busy event loop, a queue) only makes a sample lower, so the highest of the last few is kept.
+   * the offset between the two clocks, the way NTP does with one timestamp fewer. A ping or a
+   * pong held up (a busy event loop, a queue) only makes its sample worse, so the best of the
+   * last few is kept: the ping that took least, plus half the shortest round trip.
    */
   private readonly onPing = (data: Buffer) => {
     const beat = decodeHeartbeat(data);
     if (!beat) return;
-    this.offsets.push(Math.round(beat.sentAt + (this.rttMs ?? 0) / 2 - Date.now()));
-    if (this.offsets.length > OFFSET_SAMPLES) this.offsets.shift();
-    this.clockOffsetMs = Math.max(...this.offsets);
+    keepLast(this.pingDelays, beat.sentAt - Date.now());
     this.peerLoad = beat.load;
+    this.updateOffset();
   };
+
+  private updateOffset(): void {
+    if (this.pingDelays.length === 0 || this.rtts.length === 0) return;
+    this.clockOffsetMs = Math.round(Math.max(...this.pingDelays) + Math.min(...this.rtts) / 2);
+  }
 
   private readonly onClose = (code: number, reason: Buffer) => {
     this.finish(code, reason.toString());

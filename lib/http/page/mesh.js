@@ -30,12 +30,13 @@ function showError(text) {
 
 const ms = (v) => (v === null || v === undefined ? '–' : `${Math.round(v)} ms`);
 const count = (v) => (v === null || v === undefined ? '–' : String(v));
+const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 const shortId = (key) => (key.length > 14 ? `${key.slice(0, 12)}…` : key);
 
 /** Positions on a circle: this instance at the top, the others in a stable (sorted) order. */
 function layout(nodes) {
   const ordered = [...nodes].sort((a, b) => Number(b.self) - Number(a.self) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const [cx, cy, r] = [320, 205, ordered.length > 1 ? 150 : 0];
+  const [cx, cy, r] = [320, 195, ordered.length > 1 ? 140 : 0];
   const at = new Map();
   ordered.forEach((node, i) => {
     const angle = -Math.PI / 2 + (2 * Math.PI * i) / ordered.length;
@@ -58,11 +59,11 @@ function draw(view) {
   const nodes = view.nodes.map((node) => {
     const { x, y } = at.get(node.key);
     const g = el('g', { class: `node ${node.state}${node.self ? ' self' : ''}`, 'data-node': node.key, 'data-state': node.state });
-    const detail = node.state === 'up' || node.state === 'indirect' ? `${count(node.connections)} clients · ${count(node.rooms)} rooms` : node.state;
+    const detail = node.state === 'up' || node.state === 'indirect' ? `${plural(node.connections, 'client')} · ${plural(node.rooms, 'room')}` : node.state;
     g.append(
-      el('circle', { cx: x, cy: y, r: 30 }),
-      el('text', { x, y: y + 4, class: 'label' }, shortId(node.key)),
-      el('text', { x, y: y + 46, class: 'detail' }, detail),
+      el('circle', { cx: x, cy: y, r: 26 }),
+      el('text', { x, y: y + 44, class: 'label' }, shortId(node.key)),
+      el('text', { x, y: y + 59, class: 'detail' }, detail),
       el('title', {}, `${node.key}${node.self ? ' (this instance)' : ''}: ${node.state}${node.reason ? ` (${node.reason})` : ''}`),
     );
     return g;
@@ -111,7 +112,7 @@ async function poll() {
       ui.errors.replaceChildren();
       draw(body);
       const up = body.nodes.filter((n) => n.state === 'up' || n.state === 'indirect').length;
-      ui.status.textContent = `Live: ${up} of ${body.nodes.length} nodes up, ${body.links.length} links, updated ${new Date(body.at).toLocaleTimeString()}`;
+      ui.status.textContent = `Live: ${up} of ${body.nodes.length} nodes up, ${plural(body.links.length, 'link')}, updated ${new Date(body.at).toLocaleTimeString()}`;
       document.title = `${up}/${body.nodes.length} up – chatmesh mesh`;
     }
   } catch {
