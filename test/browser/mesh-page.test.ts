@@ -94,7 +94,7 @@ describe('browser mesh page (/mesh)', function () {
     await poll(async () => (await page.locator('#links g.link:not(.one-sided)').count()) === 3, { timeoutMs: 10_000, what: 'three links drawn' });
     // B's load comes with its heartbeats, about once a second.
     await page.locator(`#rows tr[data-node="${b.nodeId}"] td`).nth(4).filter({ hasText: /^2$/ }).waitFor(WAIT);
-    await page.getByRole('status').filter({ hasText: 'Live: 3 of 3 nodes up, 3 links' }).waitFor(WAIT);
+    await page.getByRole('status').filter({ hasText: 'Live: 3 of 3 nodes up, 3 links, seen from' }).waitFor(WAIT);
     await screenshot(page, join(tmpdir(), 'chatmesh-mesh-page.png'), 3);
 
     // C dies: its node is drawn down, and every link to it goes.

@@ -33,9 +33,13 @@ const count = (v) => (v === null || v === undefined ? '–' : String(v));
 const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
 const shortId = (key) => (key.length > 14 ? `${key.slice(0, 12)}…` : key);
 
-/** Positions on a circle: this instance at the top, the others in a stable (sorted) order. */
+/**
+ * Positions on a circle, in the order of the node ids: the same on every instance, so the
+ * graph stays still when another instance answers (in cluster mode each poll may reach
+ * another worker of the same port).
+ */
 function layout(nodes) {
-  const ordered = [...nodes].sort((a, b) => Number(b.self) - Number(a.self) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const ordered = [...nodes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const [cx, cy, r] = [320, 195, ordered.length > 1 ? 140 : 0];
   const at = new Map();
   ordered.forEach((node, i) => {
@@ -112,7 +116,7 @@ async function poll() {
       ui.errors.replaceChildren();
       draw(body);
       const up = body.nodes.filter((n) => n.state === 'up' || n.state === 'indirect').length;
-      ui.status.textContent = `Live: ${up} of ${body.nodes.length} nodes up, ${plural(body.links.length, 'link')}, updated ${new Date(body.at).toLocaleTimeString()}`;
+      ui.status.textContent = `Live: ${up} of ${body.nodes.length} nodes up, ${plural(body.links.length, 'link')}, seen from ${shortId(body.self)} at ${new Date(body.at).toLocaleTimeString()}`;
       document.title = `${up}/${body.nodes.length} up – chatmesh mesh`;
     }
   } catch {
