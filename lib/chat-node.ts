@@ -21,6 +21,8 @@ import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
 import type { Registry } from 'prom-client';
 import { healthCheck, type HealthReport } from './http/health.js';
+import { MeshStateApi } from './http/mesh-state-api.js';
+import { MeshStateView } from './http/mesh-state.js';
 import { Replicator } from './replication/replicator.js';
 import { ClusterPresence } from './replication/cluster-presence.js';
 import { SyncChannel } from './replication/sync-channel.js';
@@ -69,6 +71,7 @@ export class ChatNode {
   private _api: ConversationsApi | null = null;
   private _revocationsApi: RevocationsApi | null = null;
   private _revocations: Revocations | null = null;
+  private _meshState: MeshStateApi | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
   private _port = 0;
@@ -142,6 +145,7 @@ export class ChatNode {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
       ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
+      meshState: (req, res) => (this._meshState ? this._meshState.handle(req, res) : res.destroy()),
       api: (req, res, path) => {
         if (path === REVOCATIONS_PATH) return this._revocationsApi ? this._revocationsApi.handle(req, res) : res.destroy();
         return this._api ? this._api.handle(req, res, path) : res.destroy();
@@ -167,7 +171,8 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }) });
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }),
+      load: () => ({ connections: this._gateway?.connectionCount ?? 0, rooms: this._gateway?.roomCount ?? 0 }) });
     this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = (this._store = new ConversationStore(o, this.id));
     if (this._disk) {
@@ -198,6 +203,8 @@ export class ChatNode {
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
+    const meshView = new MeshStateView({ nodeId: this.id, detectionMs: o.peerTimeoutMs, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
+    this._meshState = new MeshStateApi(meshView, verifier, this.deps.metricsToken);
     this._replicator.start();
     this._revocations.start();
     this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));

@@ -1,5 +1,6 @@
 /**
- * The browser chat page: GET (or HEAD) /, /app.js and /style.css, served from
+ * The browser pages: GET (or HEAD) /, /app.js and /style.css (the chat), and /mesh, /mesh.js
+ * and /mesh.css (the live view of the mesh, whose data is GET /mesh/state), served from
  * lib/http/page/ with their content types, `Cache-Control: no-cache` and a strict
  * Content-Security-Policy (the page has no inline script or style).
  *
@@ -20,6 +21,10 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
   '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  // The live view of the mesh: the page is open (it holds no data), /mesh/state is not.
+  '/mesh': { file: 'mesh.html', type: 'text/html; charset=utf-8' },
+  '/mesh.js': { file: 'mesh.js', type: 'text/javascript; charset=utf-8' },
+  '/mesh.css': { file: 'mesh.css', type: 'text/css; charset=utf-8' },
 };
 
 export const PAGE_CSP = "default-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'";

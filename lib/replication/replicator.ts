@@ -35,6 +35,8 @@ export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' 
 interface ReplicatorEvents {
   /** Bytes for the members of a room on this instance. */
   deliver: [room: string, payload: Buffer];
+  /** A peer's write applied live: the node that made it, and its lag (now − the write's clock time, ms). */
+  lag: [origin: string, ms: number];
 }
 
 /** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
@@ -172,9 +174,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return;
     this.counters.writesFromPeers++;
-    if (this.lagObserver) {
-      const at = parseTimestampId(id);
-      if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
+    const at = parseTimestampId(id);
+    if (at) {
+      const lag = Math.max(0, Date.now() - at.wall);
+      this.lagObserver?.(lag);
+      this.emit('lag', origin, lag);
     }
     if (this.isVisible(write)) this.offerWhenDurable(room, payload, id, durable);
   };
