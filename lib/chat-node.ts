@@ -197,7 +197,7 @@ export class ChatNode {
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
-    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
+    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence });
     this._replicator.start();
     this._revocations.start();
     this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));

@@ -13,6 +13,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { ClientErrorCode } from '../errors.js';
 import type { ChatGateway } from '../gateway/chat-gateway.js';
 import type { Mesh, PeerState } from '../mesh/mesh.js';
+import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { GET_ONLY, send } from './responses.js';
 
@@ -22,6 +23,7 @@ export interface NodeMetricsSources {
   gateway: ChatGateway;
   mesh: Mesh;
   replicator: Replicator;
+  presence: ClusterPresence;
 }
 
 /** What GET /metrics needs: a prom-client Registry is one. */
@@ -90,6 +92,10 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
       for (const [code, n] of Object.entries(g.errors)) this.inc({ code }, n);
     },
   });
+
+  const typing = sources.presence.typing.counters;
+  counter('chatmesh_typing_forwarded_total', 'Typing indicators of clients of this node sent on to the room (at most one per user and room every 2 s).', () => typing.forwarded);
+  counter('chatmesh_typing_dropped_total', 'Typing indicators of clients of this node dropped: the same user had sent one to the room less than 2 s before.', () => typing.dropped);
 
   // The mesh.
   const m = mesh.counters;
