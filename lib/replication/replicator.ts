@@ -35,6 +35,8 @@ export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' 
 interface ReplicatorEvents {
   /** Bytes for the members of a room on this instance. */
   deliver: [room: string, payload: Buffer];
+  /** A write committed on this instance (born here, never a peer's): webhooks announce these, once cluster-wide. */
+  born: [write: StoreWrite];
 }
 
 /** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
@@ -116,6 +118,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
+    this.emit('born', write);
     const id = writeId(write);
     if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, id, durable);
     const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
