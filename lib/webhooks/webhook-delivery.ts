@@ -46,6 +46,7 @@ export class WebhookDelivery {
   private readonly inFlight = new Set<AbortController>();
   private lastWarnAt = -Infinity;
   private closed = false;
+  private pumpScheduled = false;
 
   constructor(
     private readonly options: WebhookOptions,
@@ -64,7 +65,14 @@ export class WebhookDelivery {
     if (this.closed) return;
     if (this.ready.length + this.waiting.size >= this.options.maxQueue) this.dropOldest();
     this.ready.push({ id, body, bornAt: this.now(), attempts: 0, timer: null });
-    this.pump();
+    // Requests start after the current turn: the write that made this event is delivered and
+    // replicated first, without paying for a request being set up.
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   /** Stops: requests under way are aborted, retries forgotten. */
