@@ -32,7 +32,8 @@ interface Job {
   timer: NodeJS.Timeout | null;
 }
 
-type Outcome = { kind: 'delivered' } | { kind: 'retry' | 'final'; why: string };
+/** `retryAfterMs`: the receiver's Retry-After (seconds), when it gave one with a 429 or 5xx. */
+type Outcome = { kind: 'delivered' } | { kind: 'retry' | 'final'; why: string; retryAfterMs?: number };
 
 /** At most one warning per this long: a receiver that is down must not flood the log. */
 const WARN_EVERY_MS = 10_000;
@@ -122,7 +123,8 @@ export class WebhookDelivery {
     // Exponential backoff, with half of each delay random ("equal jitter"): retries of many
     // events that failed together spread out instead of hitting a recovering receiver at once.
     const ceiling = Math.min(o.retryMaxMs, o.retryBaseMs * 2 ** Math.min(job.attempts - 1, 30));
-    const delay = ceiling / 2 + this.random() * (ceiling / 2);
+    // A receiver's Retry-After is honoured, within retryMaxMs.
+    const delay = Math.max(ceiling / 2 + this.random() * (ceiling / 2), Math.min(outcome.retryAfterMs ?? 0, o.retryMaxMs));
     if (outcome.kind === 'final' || this.now() + delay - job.bornAt > o.retryForMs) {
       this.counters.abandoned++;
       this.warn('webhook event given up', { event: job.id, attempts: job.attempts, why: outcome.why });
@@ -152,7 +154,9 @@ export class WebhookDelivery {
       await response.body?.cancel().catch(() => {}); // the answer's body is not read
       if (response.status >= 200 && response.status < 300) return { kind: 'delivered' };
       const why = `HTTP ${response.status}`;
-      return response.status >= 500 || response.status === 429 ? { kind: 'retry', why } : { kind: 'final', why };
+      if (response.status < 500 && response.status !== 429) return { kind: 'final', why };
+      const retryAfter = Number(response.headers.get('retry-after'));
+      return Number.isFinite(retryAfter) && retryAfter > 0 ? { kind: 'retry', why, retryAfterMs: retryAfter * 1000 } : { kind: 'retry', why };
     } catch (err) {
       const why = controller.signal.aborted ? `no answer within ${this.options.timeoutMs} ms` : ((err as Error).cause as Error | undefined)?.message ?? (err as Error).message;
       return { kind: 'retry', why };

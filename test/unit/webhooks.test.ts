@@ -108,4 +108,25 @@ describe('webhook delivery', () => {
       delivery.close();
     }
   });
+  it('waits as long as a 429 asks with Retry-After before trying again', async () => {
+    const times: number[] = [];
+    const limited = http.createServer((req, res) => {
+      req.resume();
+      times.push(Date.now());
+      if (times.length === 1) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => limited.listen(0, '127.0.0.1', resolve));
+    const delivery = new WebhookDelivery(resolveWebhookOptions({ url: `http://127.0.0.1:${(limited.address() as AddressInfo).port}/`, retryBaseMs: 10 }), quiet);
+    try {
+      delivery.enqueue('e1', '"e1"');
+      await poll(() => delivery.counters.delivered === 1, { what: 'the delivery after the 429' });
+      expect(times[1] - times[0]).to.be.at.least(950);
+      expect(delivery.counters.failedAttempts).to.equal(1);
+    } finally {
+      delivery.close();
+      limited.closeAllConnections();
+      limited.close();
+    }
+  });
 });
