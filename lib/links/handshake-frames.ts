@@ -21,6 +21,13 @@ export const MESH_SUBPROTOCOL = 'chatmesh.v1';
 /** The value of `df` in a hello or welcome from a node that speaks the dialer-first order. */
 export const DIALER_FIRST = 1;
 
+/**
+ * The value of `desk` in a hello or welcome from a node that knows the support-desk frames
+ * (new store writes, typing envelopes). Always sent; a peer without it is of the previous
+ * version and is never sent those (it would count them invalid, and cut the link).
+ */
+export const DESK_FEATURE = 1;
+
 export interface HelloFrame {
   t: 'hello';
   v: number;
@@ -30,6 +37,8 @@ export interface HelloFrame {
   nonce: string;
   /** DIALER_FIRST from a dialer that proves first; absent from one of the previous version. */
   df?: number;
+  /** DESK_FEATURE from a node that knows the support-desk frames. */
+  desk?: number;
 }
 export interface WelcomeFrame {
   t: 'welcome';
@@ -39,6 +48,8 @@ export interface WelcomeFrame {
   nonce: string;
   /** DIALER_FIRST when answering a hello with `df`: then no proof. */
   df?: number;
+  /** DESK_FEATURE from a node that knows the support-desk frames. */
+  desk?: number;
   /** The previous order only: the acceptor's proof, sent before the dialer's. */
   proof?: string;
 }

@@ -24,6 +24,8 @@ export interface LinkIdentity {
   /** Who dialled this link: decides which of two simultaneous links survives. */
   dialerId: string;
   direction: 'in' | 'out';
+  /** The peer announced DESK_FEATURE in its hello or welcome (handshake-frames.ts). */
+  desk?: boolean;
 }
 
 export interface Link extends LinkIdentity, EventEmitter<LinkEvents> {

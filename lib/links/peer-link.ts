@@ -30,6 +30,7 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
+  readonly desk: boolean;
   lastSeen = Date.now();
   rttMs: number | null = null;
   /** The peer's clock minus ours, ms, estimated from its pings and our round trips; null before both. */
@@ -54,6 +55,7 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
     this.address = identity.address;
     this.dialerId = identity.dialerId;
     this.direction = identity.direction;
+    this.desk = identity.desk === true;
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
     ws.on('ping', this.onPing);

@@ -83,6 +83,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.router.publish(room, id, payload, presence);
   }
 
+  /** Sends a typing event, born on this node, towards the nodes with members in its room (see Router.publishTyping). */
+  publishTyping(room: string, id: string, payload: Buffer, nodes: ReadonlySet<string>): void {
+    this.router.publishTyping(room, id, payload, nodes);
+  }
+
+  /** Whether a linked peer announced `desk` (lib/links/handshake-frames.ts DESK_FEATURE): only those get the support-desk frames. */
+  supportsDesk(peerId: string): boolean {
+    return this.peers.supportsDesk(peerId);
+  }
+
   /** Sends a store write, born on this node, to every peer (see Router.publishWrite). */
   publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<WriteAcks> {
     return this.router.publishWrite(room, id, payload, ackTimeoutMs);

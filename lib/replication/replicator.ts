@@ -28,8 +28,7 @@ import { CatchUpHold } from './catch-up-hold.js';
  * peers (as of client frames); maxPeerPayloadBytes: catch-up frames stay well under it.
  */
 export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs' | 'maxNameLength' | 'maxTextLength' | 'maxPeerPayloadBytes'> & {
-  /** How often expired conversations and old tombstones are swept. */
-  sweepIntervalMs: number;
+  sweepIntervalMs: number; // how often expired conversations and old tombstones are swept
 };
 
 interface ReplicatorEvents {
@@ -37,6 +36,8 @@ interface ReplicatorEvents {
   deliver: [room: string, payload: Buffer];
   /** A peer's write applied live: the node that made it, and its lag (now − the write's clock time, ms). */
   lag: [origin: string, ms: number];
+  /** A write committed on this instance (born here, never a peer's): webhooks announce these, once cluster-wide. */
+  born: [write: StoreWrite];
 }
 
 /** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
@@ -118,6 +119,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
+    this.emit('born', write);
     const id = writeId(write);
     if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, id, durable);
     const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);

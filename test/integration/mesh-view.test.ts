@@ -91,9 +91,10 @@ describe('mesh view: GET /mesh/state', function () {
     const state = await poll(
       async () => {
         const s = (await getState(a.httpUrl)).body as MeshState;
-        return s.links.length === 3 && s.links.every((l) => l.reportedBy.length === 2) ? s : null;
+        const measured = s.nodes.filter((n) => !n.self).every((n) => n.rttMs !== null && n.clockSkewMs !== null);
+        return s.links.length === 3 && s.links.every((l) => l.reportedBy.length === 2) && measured ? s : null;
       },
-      { timeoutMs: 5000, what: 'three links, each reported by both ends' },
+      { timeoutMs: 8000, what: 'three links, each reported by both ends, and a round trip and clock skew for each peer' },
     );
     expect(state.self).to.equal(a.nodeId);
     expect(state.detectionMs).to.equal(4000);

@@ -9,7 +9,7 @@
  *   mesh        peer table and router over links: knows nothing of the store
  *   storage     the store's record on disk (DATA_DIR, lmdb), the directory's lock and node id
  *   replication replicator, cluster presence, the sync channel
- *   faces       gateway (client protocol) and http (REST, /health, metrics, rejections)
+ *   faces       gateway (client protocol), http (REST, /health, metrics, rejections) and webhooks
  *   node        chat-node wiring, cluster primary, the package's exports
  * Type-only imports count: they couple the code as much as any other.
  */
@@ -58,6 +58,7 @@ function layerOf(file: string): Layer {
       return top;
     case 'gateway':
     case 'http':
+    case 'webhooks':
       return 'faces';
     case 'chat-node.ts':
     case 'index.ts':
