@@ -36,7 +36,7 @@ interface ReplicatorEvents {
   deliver: [room: string, payload: Buffer];
   /** A peer's write applied live: the node that made it, and its lag (now − the write's clock time, ms). */
   lag: [origin: string, ms: number];
-  /** A write committed on this instance (born here, never a peer's): webhooks announce these, once cluster-wide. */
+  /** A write committed on this instance (born here, never a peer's), once stored: webhooks announce these, once cluster-wide. */
   born: [write: StoreWrite];
 }
 
@@ -119,7 +119,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
-    this.emit('born', write);
+    // Announced (webhooks) only once stored: with DATA_DIR, once on disk; never if that failed.
+    if (durable) durable.then(() => this.emit('born', write), () => {});
+    else this.emit('born', write);
     const id = writeId(write);
     if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, id, durable);
     const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
