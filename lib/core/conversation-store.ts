@@ -15,11 +15,13 @@
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 import { chooseEviction } from './eviction.js';
+import { idsOf, writesMissingFrom } from './catch-up-writes.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
-import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
+import { addMessage, addTombstone, clientKey, compare, digestText, entryBytes, mergeOwner, messageWrite, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
 export type { ApplyResult, StoredMessage } from './conversation.js';
+export { messageWrite } from './conversation.js';
 export type { ResumeAnswer } from './resume.js';
 
 /** How a write reached this store: live (made here, or flooded by a peer) or by catch-up. */
@@ -111,6 +113,14 @@ export class ConversationStore {
     return entry ? messageWrite(room, entry) : null;
   }
 
+  /** The message held for a send by `sender` (token sub, else name) with this client id, as a write; null if none. */
+  sentWithClientId(room: string, sender: string, cid: string): StoreWrite | null {
+    const conv = this.live(room);
+    const id = conv?.cids.get(clientKey(sender, cid));
+    const entry = id === undefined ? undefined : conv!.byId.get(id);
+    return entry ? messageWrite(room, entry) : null;
+  }
+
   hasMessage(room: string, messageId: string): boolean {
     return this.messageTimestamp(room, messageId) !== null;
   }
@@ -174,12 +184,12 @@ export class ConversationStore {
         break;
       case 'message': {
         // A message whose delete is here already takes no text: always room for its place.
-        if (!conv.byId.has(write.id) && !conv.tombstones.has(write.id) && this.bytes + entryBytes({ id: write.id, sender: write.user, content: write.text }) > this.options.maxStoreBytes) {
+        if (!conv.byId.has(write.id) && !conv.tombstones.has(write.id) && this.bytes + entryBytes({ id: write.id, sender: write.user, content: write.text, cid: write.cid }) > this.options.maxStoreBytes) {
           result = 'store_full';
           break;
         }
         const arrivedAt = this.now();
-        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall), ...(write.by !== undefined && { author: write.by }) };
+        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall), ...(write.by !== undefined && { author: write.by }), ...(write.cid !== undefined && { cid: write.cid }) };
         result = addMessage(conv, entry, this.options.maxMessagesPerConversation);
         break;
       }
@@ -226,24 +236,13 @@ export class ConversationStore {
   /** Ids of every message and tombstone (prefixed `t:`) we hold for a conversation. */
   idsOf(room: string): string[] {
     const conv = this.live(room);
-    if (!conv) return [];
-    return [...conv.byId.keys(), ...[...conv.tombstones.keys()].map((id) => 't:' + id)];
+    return conv ? idsOf(conv) : [];
   }
 
   /** The writes a peer holding `theirIds` (as from idsOf) lacks for this conversation. */
   writesMissingFrom(room: string, theirIds: ReadonlySet<string>): StoreWrite[] {
     const conv = this.live(room);
-    if (!conv) return [];
-    const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId, ...(conv.ownerFrom === conv.createdId && { owner: conv.owner! }) }];
-    if (conv.owner !== undefined && conv.ownerFrom !== conv.createdId) out.push({ type: 'created', room, id: conv.ownerFrom!, owner: conv.owner });
-    // Tombstones first: a deleted message's placeholder that arrives after its tombstone
-    // takes its place as deleted, never as an empty visible message.
-    for (const [id, t] of conv.tombstones) {
-      if (!theirIds.has('t:' + id)) out.push({ type: 'deleted', room, id, ts: t.ts, at: timestampId({ wall: t.at, counter: 0 }, this.nodeId) });
-    }
-    // Deleted placeholders too: the peer needs their place in the window, not their text.
-    for (const m of conv.messages) if (!theirIds.has(m.id)) out.push(messageWrite(room, m));
-    return out;
+    return conv ? writesMissingFrom(conv, theirIds, this.nodeId) : [];
   }
 
   stats(): { conversations: number; messages: number; tombstones: number } {
@@ -290,10 +289,4 @@ export class ConversationStore {
   private remove(conv: Conversation): void {
     if (this.conversations.delete(conv.id)) this.bytes -= conv.bytes;
   }
-}
-
-export function messageWrite(room: string, m: StoredMessage): StoreWrite {
-  const write: StoreWrite = { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
-  if (m.author !== undefined) write.by = m.author;
-  return write;
 }

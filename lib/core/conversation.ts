@@ -3,6 +3,7 @@
  * the newest `max`, deletes as tombstones that keep their place, and a set digest of every
  * id it holds. Every operation gives the same result whatever order the writes come in.
  */
+import type { StoreWrite } from './store-write.js';
 
 export interface StoredMessage {
   id: string;
@@ -28,6 +29,8 @@ export type ApplyResult = 'applied' | 'duplicate' | 'ignored' | 'store_full';
  */
 export interface Entry extends StoredMessage {
   deleted: boolean;
+  /** The client's id for the send (store-write.ts `cid`), when it gave one. */
+  cid?: string;
   /** Local arrival order on this instance (a per-store counter), for resume. */
   seq: number;
   /** Local wall time of arrival, ms. */
@@ -53,6 +56,8 @@ export interface Conversation {
   tombstones: Map<string, { ts: number; at: number }>;
   /** Tombstones whose message has not arrived here (yet). */
   orphanTombstones: number;
+  /** Sends that never double: clientKey(author ?? sender, cid) → the smallest id of a message held with it. */
+  cids: Map<string, string>;
   /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
   digestHi: number;
   digestLo: number;
@@ -70,13 +75,20 @@ const ENTRY_BYTES = 160;
 const TOMBSTONE_BYTES = 96;
 
 /** The estimated cost of holding a message (or a deleted message's place). */
-export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'>): number {
-  return ENTRY_BYTES + 2 * (m.id.length + m.sender.length + m.content.length);
+export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'> & { cid?: string }): number {
+  const cid = m.cid === undefined ? 0 : CID_BYTES + 4 * m.cid.length; // on the entry and in the index
+  return ENTRY_BYTES + cid + 2 * (m.id.length + m.sender.length + m.content.length);
+}
+const CID_BYTES = 96;
+
+/** The dedupe key of a send: who sent it (token sub, else the name) and the client's id. */
+export function clientKey(sender: string, cid: string): string {
+  return sender + '\0' + cid;
 }
 
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
-  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
 }
 
 /** Takes the owner a `created` write names: the one from the smallest such write wins, in any order. */
@@ -100,9 +112,17 @@ export function addMessage(conv: Conversation, message: Entry, max: number): App
   conv.byId.set(message.id, message);
   conv.bytes += entryBytes(message);
   if (!message.deleted) conv.visible++;
+  if (message.cid !== undefined) indexClientId(conv, message);
   toggle(conv, message.id);
   if (conv.messages.length >= max) trim(conv, max);
   return 'applied';
+}
+
+/** Keeps the smallest id per key: the same on every node holding the same messages. */
+function indexClientId(conv: Conversation, message: Entry): void {
+  const key = clientKey(message.author ?? message.sender, message.cid!);
+  const held = conv.cids.get(key);
+  if (held === undefined || message.id < held) conv.cids.set(key, message.id);
 }
 
 /** Drops the oldest entries over the bound, with their tombstones and any older ones. */
@@ -112,6 +132,10 @@ function trim(conv: Conversation, max: number): void {
     conv.byId.delete(dropped.id);
     conv.bytes -= entryBytes(dropped);
     toggle(conv, dropped.id);
+    if (dropped.cid !== undefined) {
+      const key = clientKey(dropped.author ?? dropped.sender, dropped.cid);
+      if (conv.cids.get(key) === dropped.id) conv.cids.delete(key);
+    }
     if (dropped.deleted) dropTombstone(conv, dropped.id);
     else conv.visible--;
   }
@@ -158,6 +182,14 @@ export function publicMessage(e: Entry): StoredMessage {
   return e.author === undefined
     ? { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp }
     : { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp, author: e.author };
+}
+
+/** A message as a `message` write (text '' once deleted): for catch-up and the disk. */
+export function messageWrite(room: string, m: StoredMessage & { cid?: string }): StoreWrite {
+  const write: StoreWrite = { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+  if (m.author !== undefined) write.by = m.author;
+  if (m.cid !== undefined) write.cid = m.cid;
+  return write;
 }
 
 export function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {

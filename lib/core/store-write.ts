@@ -12,8 +12,8 @@ import { MAX_COUNTER, MAX_FORWARD_JUMP_MS, parseTimestampId } from './hybrid-clo
 export type StoreWrite =
   /** `owner`: the customer (token sub) the conversation belongs to, with AUTH=jwt. */
   | { type: 'created'; room: string; id: string; owner?: string }
-  /** `by`: the author's token sub, with AUTH=jwt. */
-  | { type: 'message'; id: string; room: string; user: string; text: string; ts: number; by?: string }
+  /** `by`: the author's token sub, with AUTH=jwt; `cid`: the client's id for the send (dedupe, see CLIENT_ID_MAX). */
+  | { type: 'message'; id: string; room: string; user: string; text: string; ts: number; by?: string; cid?: string }
   | { type: 'deleted'; room: string; id: string; ts: number; at: string };
 
 /** The id that dedupes this write across the mesh. */
@@ -56,6 +56,14 @@ function subjectOk(v: unknown): boolean {
   return v === undefined || (typeof v === 'string' && v.length > 0 && v.length <= MAX_SUBJECT_LENGTH && v.isWellFormed());
 }
 
+/** Longest client id of a send (a WebSocket `clientId`, a REST Idempotency-Key). */
+export const CLIENT_ID_MAX = 64;
+
+/** A client id: a well-formed string of 1–CLIENT_ID_MAX characters without control characters. */
+export function isClientId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= CLIENT_ID_MAX && !CONTROL_CHARS.test(v) && v.isWellFormed();
+}
+
 /** The node that stamped an id made by timestampId (the part after the clock). */
 export function stampedBy(id: string): string {
   return id.slice(id.indexOf('-') + 1);
@@ -93,9 +101,8 @@ export function decodeWrite(value: unknown, limits: WriteLimits, now: number = D
     case 'message':
       if (!clockOk(v.id, now) || !isValidName(v.user, limits.maxNameLength)) return null;
       if (typeof v.text !== 'string' || v.text.length > limits.maxTextLength || !v.text.isWellFormed()) return null;
-      if (!isTs(v.ts) || !tsFitsId(v.ts, v.id) || !subjectOk(v.by)) return null;
-      if (v.by !== undefined) return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts, by: v.by as string };
-      return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts };
+      if (!isTs(v.ts) || !tsFitsId(v.ts, v.id) || !subjectOk(v.by) || (v.cid !== undefined && !isClientId(v.cid))) return null;
+      return { type: 'message', id: v.id, room: v.room, user: v.user, text: v.text, ts: v.ts, ...(v.by !== undefined && { by: v.by as string }), ...(v.cid !== undefined && { cid: v.cid as string }) };
     case 'deleted':
       // `at` is the delete's own stamp; `id` and `ts` are the deleted message's.
       if (!clockOk(v.at, now) || v.id.length > 256 || !isTs(v.ts) || !tsFitsId(v.ts, v.id)) return null;

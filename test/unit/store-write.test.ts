@@ -22,6 +22,12 @@ describe('decodeWrite: writes from peers get the bounds of client frames', () =>
     expect(decodeWrite(message({ id: id(NOW, MAX_COUNTER) }), limits, NOW)).to.not.equal(null);
   });
 
+  it('keeps a message\'s client id (cid: 1–64 characters, no control characters) and refuses a bad one', () => {
+    expect(decodeWrite(message({ cid: 'send-1' }), limits, NOW)).to.deep.equal(message({ cid: 'send-1' }));
+    expect(decodeWrite(message({ cid: 'c'.repeat(64) }), limits, NOW)).to.not.equal(null);
+    for (const cid of ['', 'c'.repeat(65), 7, null, 'a\u0000b', 'x\ud800']) expect(decodeWrite(message({ cid }), limits, NOW), JSON.stringify(cid)).to.equal(null);
+  });
+
   it('refuses names and texts over the node\'s limits, control characters and unpaired surrogates', () => {
     expect(decodeWrite(message({ user: 'u'.repeat(128) }), limits, NOW)).to.not.equal(null);
     expect(decodeWrite(message({ user: 'u'.repeat(129) }), limits, NOW)).to.equal(null);
