@@ -5,10 +5,11 @@
 import { timestampId } from './hybrid-clock.js';
 import type { StoreWrite } from './store-write.js';
 import { messageWrite, type Conversation } from './conversation.js';
+import { registerIds, registersMissingFrom } from './desk-registers.js';
 
-/** Ids of every message and tombstone (prefixed `t:`) held for a conversation. */
+/** Ids of every message, tombstone (prefixed `t:`) and register winner (`f:`, `r:`, `e:`) held for a conversation. */
 export function idsOf(conv: Conversation): string[] {
-  return [...conv.byId.keys(), ...[...conv.tombstones.keys()].map((id) => 't:' + id)];
+  return [...conv.byId.keys(), ...[...conv.tombstones.keys()].map((id) => 't:' + id), ...registerIds(conv)];
 }
 
 /** The writes a peer holding `theirIds` (as from idsOf) lacks; `nodeId` stamps the deletes rebuilt from tombstones. */
@@ -23,5 +24,7 @@ export function writesMissingFrom(conv: Conversation, theirIds: ReadonlySet<stri
   }
   // Deleted placeholders too: the peer needs their place in the window, not their text.
   for (const m of conv.messages) if (!theirIds.has(m.id)) out.push(messageWrite(room, m));
+  // The registers' winners last: an edit finds its message there already.
+  out.push(...registersMissingFrom(conv, theirIds));
   return out;
 }

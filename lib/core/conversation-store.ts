@@ -1,7 +1,7 @@
 /**
  * The one store for rooms and conversations: a conversation id is a room name.
  *
- * Every change is a write (created, message, deleted) that can be applied on any node, any
+ * Every change is a write (created, message, deleted; the desk's registers: desk-writes.ts) that can be applied on any node, any
  * number of times, in any order, with the same result: messages are keyed by id, deletes
  * are tombstones that win over the message, and bounds (messages per conversation,
  * conversations, TTL) are decided from the data alone, so nodes holding the same writes
@@ -16,12 +16,13 @@ import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 import { chooseEviction } from './eviction.js';
 import { idsOf, writesMissingFrom } from './catch-up-writes.js';
+import { applyEdit, applyField, applyRead } from './desk-registers.js';
+import { historyOf, recentOf, sentWithClientId } from './conversation-reads.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
-import { addMessage, addTombstone, clientKey, compare, digestText, entryBytes, mergeOwner, messageWrite, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
+import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, messageWrite, newConversation, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
 export type { ApplyResult, StoredMessage } from './conversation.js';
-export { messageWrite } from './conversation.js';
 export type { ResumeAnswer } from './resume.js';
 
 /** How a write reached this store: live (made here, or flooded by a peer) or by catch-up. */
@@ -80,19 +81,12 @@ export class ConversationStore {
 
   /** The history of a conversation in order, or null if there is no such conversation. */
   history(room: string): StoredMessage[] | null {
-    const conv = this.live(room);
-    return conv ? conv.messages.filter((m) => !m.deleted).map(publicMessage) : null;
+    return historyOf(this.live(room));
   }
 
   /** The last `n` messages of a conversation (empty if none). */
   recent(room: string, n: number): StoredMessage[] {
-    const conv = this.live(room);
-    if (!conv) return [];
-    const out: StoredMessage[] = [];
-    for (let i = conv.messages.length - 1; i >= 0 && out.length < n; i--) {
-      if (!conv.messages[i].deleted) out.push(publicMessage(conv.messages[i]));
-    }
-    return out.reverse();
+    return recentOf(this.live(room), n);
   }
 
   /** What a client that saw `sinceId` anywhere may have missed (see resume.ts). */
@@ -115,10 +109,7 @@ export class ConversationStore {
 
   /** The message held for a send by `sender` (token sub, else name) with this client id, as a write; null if none. */
   sentWithClientId(room: string, sender: string, cid: string): StoreWrite | null {
-    const conv = this.live(room);
-    const id = conv?.cids.get(clientKey(sender, cid));
-    const entry = id === undefined ? undefined : conv!.byId.get(id);
-    return entry ? messageWrite(room, entry) : null;
+    return sentWithClientId(this.live(room), sender, cid);
   }
 
   hasMessage(room: string, messageId: string): boolean {
@@ -196,11 +187,21 @@ export class ConversationStore {
       case 'deleted':
         result = addTombstone(conv, write.id, write.ts, ts.wall, this.options.maxMessagesPerConversation);
         break;
+      case 'field':
+        result = applyField(conv, write);
+        break;
+      case 'read':
+        result = applyRead(conv, write);
+        break;
+      case 'edited':
+        result = applyEdit(conv, write, this.options.maxMessagesPerConversation);
+        break;
     }
     // Activity (the TTL and eviction clock) is the latest clock time of every write received
     // for the conversation, whatever it changed: a maximum over a set, so every node holding
     // the same writes agrees, whatever order they came in.
     if (ts.wall > conv.lastActivity && result !== 'store_full') conv.lastActivity = ts.wall;
+    if (ts.wall > conv.updatedAt && result !== 'store_full' && write.type !== 'read') conv.updatedAt = ts.wall;
     this.bytes += conv.bytes - before;
     return result;
   }
@@ -246,18 +247,25 @@ export class ConversationStore {
   }
 
   stats(): { conversations: number; messages: number; tombstones: number } {
-    let messages = 0;
-    let tombstones = 0;
+    const out = { conversations: this.conversations.size, messages: 0, tombstones: 0 };
     for (const conv of this.conversations.values()) {
-      messages += conv.visible;
-      tombstones += conv.tombstones.size;
+      out.messages += conv.visible;
+      out.tombstones += conv.tombstones.size;
     }
-    return { conversations: this.conversations.size, messages, tombstones };
+    return out;
   }
 
   /** Estimated memory held, and the budget (MAX_STORE_BYTES). */
   usage(): { bytes: number; maxBytes: number } {
     return { bytes: this.bytes, maxBytes: this.options.maxStoreBytes };
+  }
+
+  /** A live conversation as held (read only: for the queries of inbox.ts), or null. */
+  conversation(room: string): Readonly<Conversation> | null {
+    return this.live(room);
+  }
+  *liveConversations(): Iterable<Readonly<Conversation>> {
+    for (const conv of this.conversations.values()) if (!this.isExpired(conv)) yield conv;
   }
 
   private live(room: string): Conversation | null {

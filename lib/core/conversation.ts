@@ -3,6 +3,8 @@
  * the newest `max`, deletes as tombstones that keep their place, and a set digest of every
  * id it holds. Every operation gives the same result whatever order the writes come in.
  */
+import { parseTimestampId } from './hybrid-clock.js';
+import type { EditedWrite, FieldName, FieldWrite, ReadWrite } from './desk-writes.js';
 import type { StoreWrite } from './store-write.js';
 
 export interface StoredMessage {
@@ -13,6 +15,8 @@ export interface StoredMessage {
   timestamp: number;
   /** The author's token sub (AUTH=jwt); absent without auth. */
   author?: string;
+  /** Wall time (ms) of the edit whose text the message shows; absent if never edited. */
+  editedAt?: number;
 }
 
 /**
@@ -58,6 +62,12 @@ export interface Conversation {
   orphanTombstones: number;
   /** Sends that never double: clientKey(author ?? sender, cid) → the smallest id of a message held with it. */
   cids: Map<string, string>;
+  /** The desk's registers (desk-registers.ts): the winning write of each. */
+  fields: Map<FieldName, FieldWrite>;
+  reads: Map<string, ReadWrite>;
+  edits: Map<string, EditedWrite>;
+  /** Latest wall time of every write but read cursors: the inbox's updatedAt. */
+  updatedAt: number;
   /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
   digestHi: number;
   digestLo: number;
@@ -88,7 +98,7 @@ export function clientKey(sender: string, cid: string): string {
 
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
-  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), fields: new Map(), reads: new Map(), edits: new Map(), updatedAt: wall, visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
 }
 
 /** Takes the owner a `created` write names: the one from the smallest such write wins, in any order. */
@@ -108,6 +118,9 @@ export function addMessage(conv: Conversation, message: Entry, max: number): App
     message.content = '';
     conv.orphanTombstones--;
   }
+  // Edited before it arrived (or arrived with an older text): the winning edit's text.
+  const edit = conv.edits.get(message.id);
+  if (edit !== undefined && !message.deleted) showEdit(message, edit);
   conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
   conv.byId.set(message.id, message);
   conv.bytes += entryBytes(message);
@@ -138,7 +151,10 @@ function trim(conv: Conversation, max: number): void {
     }
     if (dropped.deleted) dropTombstone(conv, dropped.id);
     else conv.visible--;
+    dropEdit(conv, dropped.id);
   }
+  // Edits of messages never seen here that sort before the window are moot (as deletes).
+  if (conv.messages.length > 0) for (const [id, e] of conv.edits) if (!conv.byId.has(id) && compare({ timestamp: e.ts, id }, conv.messages[0]) < 0) dropEdit(conv, id);
   if (conv.orphanTombstones === 0) return;
   // Deletes of messages never seen here that sort before the window are moot too.
   const oldest = conv.messages[0];
@@ -167,8 +183,29 @@ export function addTombstone(conv: Conversation, messageId: string, messageTs: n
     entry.deleted = true;
     conv.bytes -= 2 * entry.content.length; // the text is gone, the place stays
     entry.content = '';
+    delete entry.editedAt;
   }
   return 'applied';
+}
+
+/** The estimated cost of a register's winning write (desk-registers.ts). */
+export function registerBytes(write: StoreWrite): number {
+  return REGISTER_BYTES + 2 * JSON.stringify(write).length;
+}
+const REGISTER_BYTES = 120;
+
+/** Shows an edit's text on a message (not deleted): the bytes of the text change are the caller's. */
+export function showEdit(entry: Entry, edit: EditedWrite): void {
+  entry.content = edit.text;
+  entry.editedAt = parseTimestampId(edit.id)?.wall ?? 0;
+}
+
+function dropEdit(conv: Conversation, messageId: string): void {
+  const edit = conv.edits.get(messageId);
+  if (edit === undefined) return;
+  conv.edits.delete(messageId);
+  toggle(conv, 'e:' + edit.id);
+  conv.bytes -= registerBytes(edit);
 }
 
 function dropTombstone(conv: Conversation, id: string): void {
@@ -179,9 +216,10 @@ function dropTombstone(conv: Conversation, id: string): void {
 }
 
 export function publicMessage(e: Entry): StoredMessage {
-  return e.author === undefined
-    ? { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp }
-    : { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp, author: e.author };
+  const m: StoredMessage = { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
+  if (e.author !== undefined) m.author = e.author;
+  if (e.editedAt !== undefined) m.editedAt = e.editedAt;
+  return m;
 }
 
 /** A message as a `message` write (text '' once deleted): for catch-up and the disk. */

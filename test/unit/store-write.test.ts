@@ -72,3 +72,38 @@ describe('decodeWrite: writes from peers get the bounds of client frames', () =>
     }
   });
 });
+
+describe('decodeWrite: the desk\'s writes (field, read, edited)', () => {
+  const field = (over: Record<string, unknown>) => ({ type: 'field', room: 'lobby', id: id(NOW), ...over });
+  it('takes well-formed ones', () => {
+    for (const w of [
+      field({ f: 'status', v: 'open' }),
+      field({ f: 'status', v: 'snoozed', until: NOW + 1000 }),
+      field({ f: 'assignee', v: 'agent-1', by: 'agent-2' }),
+      field({ f: 'assignee', v: null }),
+      field({ f: 'metadata', v: { a: 'x', b: 1, c: true, d: null } }),
+      { type: 'read', room: 'lobby', id: id(NOW), user: 'alice', upTo: id(NOW - 10), at: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: 'new', ts: NOW - 10, by: 'alice' },
+    ]) expect(decodeWrite(w, limits, NOW), JSON.stringify(w)).to.deep.equal(w);
+  });
+  it('refuses bad ones', () => {
+    for (const w of [
+      field({ f: 'status', v: 'closed' }),
+      field({ f: 'status', v: 'snoozed' }),
+      field({ f: 'status', v: 'open', until: NOW }),
+      field({ f: 'assignee', v: '' }),
+      field({ f: 'assignee', v: 'a'.repeat(129) }),
+      field({ f: 'assignee', v: 5 }),
+      field({ f: 'metadata', v: [] }),
+      field({ f: 'metadata', v: { nested: { a: 1 } } }),
+      field({ f: 'metadata', v: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 1])) }),
+      field({ f: 'metadata', v: { long: 'x'.repeat(257) } }),
+      field({ f: 'color', v: 'red' }),
+      field({ f: 'status', v: 'open', id: 'not-a-stamp' }),
+      { type: 'read', room: 'lobby', id: id(NOW), user: '', upTo: id(NOW - 10), at: NOW - 10 },
+      { type: 'read', room: 'lobby', id: id(NOW), user: 'alice', upTo: 'garbage', at: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: '  ', ts: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: 't'.repeat(8001), ts: NOW - 10 },
+    ]) expect(decodeWrite(w, limits, NOW), JSON.stringify(w).slice(0, 120)).to.equal(null);
+  });
+});
