@@ -243,7 +243,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   /** One message, live or from history: settles our send if it is its echo, then reaches the app once. */
-  private deliver(state: RoomState, m: ChatMessage): void {
+  private deliver(state: RoomState, m: ChatMessage | MessageFrame): void {
     if (typeof m.id !== 'string' || typeof m.text !== 'string') return;
     const message = toChatMessage(state.name, m);
     if (message.clientId !== undefined) this.echoesClientId = true;

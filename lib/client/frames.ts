@@ -55,7 +55,8 @@ export interface MessageFrame {
   user: string;
   text: string;
   ts: number;
-  clientId?: string;
+  /** The sender's clientId (the server names it `cid` in message frames). */
+  cid?: string;
   by?: string;
 }
 
@@ -160,6 +161,7 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
 }
 
 /** A message frame or history item as the app gets it (only the known fields). */
-export function toChatMessage(room: string, m: HistoryItem & { by?: string }): ChatMessage {
-  return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(m.clientId !== undefined && { clientId: m.clientId }), ...(m.by !== undefined && { by: m.by }) };
+export function toChatMessage(room: string, m: HistoryItem & { by?: string; cid?: string }): ChatMessage {
+  const clientId = m.cid ?? m.clientId;
+  return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(typeof clientId === 'string' && { clientId }), ...(m.by !== undefined && { by: m.by }) };
 }
