@@ -1,7 +1,7 @@
 /**
  * chatmesh/client: a client for chatmesh servers, for browsers and Node. This entry has no
  * bare imports (the server serves it as an ES module at /client.js); it uses the global
- * WebSocket unless one is given. In Node, `import { ChatClient } from 'chatmesh/client'`
+ * WebSocket unless one is given. In Node, the package's `chatmesh/client` export
  * resolves to node.js instead, which loads `ws` when no WebSocket is given.
  */
 import { ChatClient as BaseClient } from './chat-client.js';

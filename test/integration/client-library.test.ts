@@ -4,11 +4,16 @@
  * to the next URL, join refusals as promise rejections, a paged resume, token refresh.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ChatClient, ChatError, type ChatMessage, type ConnectionState } from 'chatmesh/client';
 import { AUDIENCE, ISSUER, TEST_SECRET, mint } from '../helpers/auth.js';
-import { Instance, freePort, stopAll } from '../helpers/instance.js';
+import { Instance, ROOT, freePort, stopAll } from '../helpers/instance.js';
 import { api } from '../helpers/rest.js';
-import { poll } from '../helpers/wait.js';
+import { readmeExample } from '../helpers/readme-example.js';
+import { poll, withTimeout } from '../helpers/wait.js';
 
 const clients: ChatClient[] = [];
 function newClient(options: ConstructorParameters<typeof ChatClient>[0]): ChatClient {
@@ -156,5 +161,29 @@ describe('chatmesh/client on real instances', function () {
     expect(closes, JSON.stringify(closes)).to.deep.equal([]);
     expect((await client.send('desk', 'after the first token')).text).to.equal('after the first token');
     expect(minted).to.be.at.least(3);
+  });
+});
+
+describe('chatmesh/client README example (Node)', function () {
+  this.timeout(30_000);
+  const file = join(ROOT, 'dist', `readme-client-example-${process.pid}.mjs`);
+
+  afterEach(async () => {
+    rmSync(file, { force: true });
+    await stopAll();
+  });
+
+  it('runs as written (inside the package, so chatmesh/client resolves as in a project that depends on it)', async () => {
+    const [a, b] = await pair();
+    writeFileSync(file, readmeExample('js', a, b));
+    const run = spawn(process.execPath, [file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    run.stdout.on('data', (d: Buffer) => (output += d));
+    run.stderr.on('data', (d: Buffer) => (output += d));
+    const [code] = (await withTimeout(once(run, 'exit'), 15_000, 'the example to end')) as [number | null];
+    expect(code, output).to.equal(0);
+    expect(output).to.match(/^in lobby: ann$/m);
+    expect(output).to.match(/^ann: hello from Node$/m);
+    expect(output).to.match(/^stored as \S+$/m);
   });
 });

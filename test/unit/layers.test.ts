@@ -117,4 +117,15 @@ describe('lib/ layout', () => {
     }
     expect(wrong).to.deep.equal([]);
   });
+
+  it('keeps lib/client/ runnable in a browser: no package or node: import (node.ts alone loads ws, lazily)', () => {
+    const wrong: string[] = [];
+    for (const file of sources.filter((f) => f.startsWith('client/'))) {
+      const text = readFileSync(join(LIB, file), 'utf8');
+      for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*'([^.'][^']*)'/g)) {
+        if (!(file === 'client/node.ts' && spec === 'ws' && text.includes("await import('ws')"))) wrong.push(`lib/${file} imports ${spec}`);
+      }
+    }
+    expect(wrong).to.deep.equal([]);
+  });
 });
