@@ -162,6 +162,43 @@ describe('chatmesh/client on real instances', function () {
     expect((await client.send('desk', 'after the first token')).text).to.equal('after the first token');
     expect(minted).to.be.at.least(3);
   });
+
+  it('with AUTH=jwt and a token function, a missed refresh means 4401 and a reconnect with a new token, in the same rooms', async () => {
+    const a = await Instance.start({ env: { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_CLOCK_TOLERANCE_SEC: '0' } });
+    let calls = 0;
+    // The first token lives 2 s; the refresh before its expiry fails; the reconnect gets a long one.
+    const token = async () => {
+      calls++;
+      if (calls === 2) throw new Error('token service down');
+      return mint({ sub: 'ann', role: 'agent', ttl: calls === 1 ? 2 : 300 });
+    };
+    const client = newClient({ urls: [a.url], token });
+    const errors: string[] = [];
+    client.on('error', (e) => errors.push(e.code));
+    let opens = 0;
+    client.on('state', (s) => s.state === 'open' && opens++);
+    await client.join('desk');
+    await poll(() => opens >= 2 && client.connected, { timeoutMs: 8000, what: 'a second connection after 4401' });
+    expect(errors).to.deep.equal(['token_source']);
+    const peer = newClient({ urls: [a.url], token: await mint({ sub: 'bob', role: 'agent' }) });
+    const seen: string[] = [];
+    peer.on('message', (m) => seen.push(m.text));
+    await peer.join('desk');
+    await client.send('desk', 'back with a new token');
+    await poll(() => seen.includes('back with a new token'), { what: 'the message at the other member' });
+  });
+
+  it('with a fixed token, 4401 ends the client: the state says closed with the code, later calls are rejected (closed)', async () => {
+    const a = await Instance.start({ env: { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_CLOCK_TOLERANCE_SEC: '0' } });
+    const client = newClient({ urls: [a.url], token: await mint({ sub: 'ann', role: 'agent', ttl: 2 }) });
+    const states: ConnectionState[] = [];
+    client.on('state', (s) => states.push(s));
+    await client.join('desk');
+    await poll(() => states.some((s) => s.state === 'closed'), { timeoutMs: 8000, what: 'the close at expiry' });
+    expect(states.at(-1)).to.deep.include({ state: 'closed', code: 4401 });
+    expect((await rejection(client.send('desk', 'too late'))).code).to.equal('closed');
+    expect((await rejection(client.join('other'))).code).to.equal('closed');
+  });
 });
 
 describe('chatmesh/client README example (Node)', function () {
