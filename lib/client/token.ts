@@ -22,11 +22,11 @@ export function tokenExpiry(token: string): number | null {
 
 /**
  * How long to wait before refreshing a token that expires at `exp`: `marginSec` before it, or
- * at two thirds of what is left when that is shorter (a short-lived token).
+ * at two thirds of what is left when that is later (a token that lives less than 3 margins).
  */
 export function refreshDelayMs(exp: number, marginSec: number, now = Date.now()): number {
   const left = exp * 1000 - now;
-  return Math.max(0, Math.min(left - marginSec * 1000, (left * 2) / 3));
+  return Math.max(0, left - marginSec * 1000, (left * 2) / 3);
 }
 
 /** The URL with the token as `?token=` (browsers cannot set headers on a WebSocket). */
