@@ -16,6 +16,8 @@ export interface ChatMessage {
   clientId?: string;
   /** The author's token subject (AUTH=jwt). */
   by?: string;
+  /** When the message was last edited (support desk), if it was. */
+  editedAt?: number;
 }
 
 export interface HistoryItem {
@@ -24,6 +26,7 @@ export interface HistoryItem {
   text: string;
   ts: number;
   clientId?: string;
+  editedAt?: number;
 }
 
 export interface JoinedFrame {
@@ -163,5 +166,5 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
 /** A message frame or history item as the app gets it (only the known fields). */
 export function toChatMessage(room: string, m: HistoryItem & { by?: string; cid?: string }): ChatMessage {
   const clientId = m.cid ?? m.clientId;
-  return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(typeof clientId === 'string' && { clientId }), ...(m.by !== undefined && { by: m.by }) };
+  return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(typeof clientId === 'string' && { clientId }), ...(m.by !== undefined && { by: m.by }), ...(typeof m.editedAt === 'number' && { editedAt: m.editedAt }) };
 }
