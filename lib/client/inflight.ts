@@ -19,7 +19,7 @@ const CODES: Record<RequestKind, string[]> = {
   leave: ['not_joined'],
   members: ['not_joined'],
   typing: ['not_joined'],
-  read: ['not_joined', 'not_found'],
+  read: ['not_joined', 'unknown_message'],
   refresh: ['token_invalid', 'token_expired', 'token_claims', 'token_revoked', 'auth_unavailable', 'user_mismatch'],
 };
 /** Frames the server answers only when it refuses them. */
