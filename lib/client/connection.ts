@@ -20,7 +20,6 @@ export interface SocketLike {
 }
 
 /** A WebSocket class (the browser's, or `ws`'s), or a function that loads one. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type WebSocketClass = new (url: string) => any;
 export type WebSocketSource = WebSocketClass | (() => Promise<WebSocketClass>);
 

@@ -153,7 +153,7 @@ ui.sendForm.addEventListener('submit', (event) => {
   if (!text.trim()) return;
   if (!state.client) return;
   // Kept and sent again after a reconnect until its echo arrives (then it is shown).
-  state.client.send(state.room, text).catch((err) => showError(`${err.code}: ${err.message}`));
+  state.client.send(state.room, text).catch((err) => err.code !== 'closed' && err.code !== 'left' && showError(`${err.code}: ${err.message}`));
   ui.text.value = '';
 });
 
