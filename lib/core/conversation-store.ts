@@ -1,7 +1,7 @@
 /**
  * The one store for rooms and conversations: a conversation id is a room name.
  *
- * Every change is a write (created, message, deleted) that can be applied on any node, any
+ * Every change is a write (created, message, deleted; the desk's registers: desk-writes.ts) that can be applied on any node, any
  * number of times, in any order, with the same result: messages are keyed by id, deletes
  * are tombstones that win over the message, and bounds (messages per conversation,
  * conversations, TTL) are decided from the data alone, so nodes holding the same writes
@@ -15,8 +15,11 @@
 import { HybridClock, parseTimestampId, timestampId } from './hybrid-clock.js';
 import { writeId, type StoreWrite } from './store-write.js';
 import { chooseEviction } from './eviction.js';
+import { idsOf, writesMissingFrom } from './catch-up-writes.js';
+import { applyEdit, applyField, applyRead } from './desk-registers.js';
+import { historyOf, recentOf, sentWithClientId } from './conversation-reads.js';
 import { isLate, resumeAfter, type ResumeAnswer } from './resume.js';
-import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, newConversation, publicMessage, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
+import { addMessage, addTombstone, compare, digestText, entryBytes, mergeOwner, messageWrite, newConversation, type ApplyResult, type Conversation, type StoredMessage } from './conversation.js';
 
 export type { StoreWrite } from './store-write.js';
 export type { ApplyResult, StoredMessage } from './conversation.js';
@@ -78,19 +81,12 @@ export class ConversationStore {
 
   /** The history of a conversation in order, or null if there is no such conversation. */
   history(room: string): StoredMessage[] | null {
-    const conv = this.live(room);
-    return conv ? conv.messages.filter((m) => !m.deleted).map(publicMessage) : null;
+    return historyOf(this.live(room));
   }
 
   /** The last `n` messages of a conversation (empty if none). */
   recent(room: string, n: number): StoredMessage[] {
-    const conv = this.live(room);
-    if (!conv) return [];
-    const out: StoredMessage[] = [];
-    for (let i = conv.messages.length - 1; i >= 0 && out.length < n; i--) {
-      if (!conv.messages[i].deleted) out.push(publicMessage(conv.messages[i]));
-    }
-    return out.reverse();
+    return recentOf(this.live(room), n);
   }
 
   /** What a client that saw `sinceId` anywhere may have missed (see resume.ts). */
@@ -109,6 +105,11 @@ export class ConversationStore {
   placeholderOf(room: string, messageId: string): StoreWrite | null {
     const entry = this.live(room)?.byId.get(messageId);
     return entry ? messageWrite(room, entry) : null;
+  }
+
+  /** The message held for a send by `sender` (token sub, else name) with this client id, as a write; null if none. */
+  sentWithClientId(room: string, sender: string, cid: string): StoreWrite | null {
+    return sentWithClientId(this.live(room), sender, cid);
   }
 
   hasMessage(room: string, messageId: string): boolean {
@@ -174,23 +175,33 @@ export class ConversationStore {
         break;
       case 'message': {
         // A message whose delete is here already takes no text: always room for its place.
-        if (!conv.byId.has(write.id) && !conv.tombstones.has(write.id) && this.bytes + entryBytes({ id: write.id, sender: write.user, content: write.text }) > this.options.maxStoreBytes) {
+        if (!conv.byId.has(write.id) && !conv.tombstones.has(write.id) && this.bytes + entryBytes({ id: write.id, sender: write.user, content: write.text, cid: write.cid }) > this.options.maxStoreBytes) {
           result = 'store_full';
           break;
         }
         const arrivedAt = this.now();
-        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall), ...(write.by !== undefined && { author: write.by }) };
+        const entry = { id: write.id, sender: write.user, content: write.text, timestamp: write.ts, deleted: false, seq: ++this.arrivals, arrivedAt, late: isLate(path, arrivedAt, ts.wall), ...(write.by !== undefined && { author: write.by }), ...(write.cid !== undefined && { cid: write.cid }) };
         result = addMessage(conv, entry, this.options.maxMessagesPerConversation);
         break;
       }
       case 'deleted':
         result = addTombstone(conv, write.id, write.ts, ts.wall, this.options.maxMessagesPerConversation);
         break;
+      case 'field':
+        result = applyField(conv, write);
+        break;
+      case 'read':
+        result = applyRead(conv, write);
+        break;
+      case 'edited':
+        result = applyEdit(conv, write, this.options.maxMessagesPerConversation);
+        break;
     }
     // Activity (the TTL and eviction clock) is the latest clock time of every write received
     // for the conversation, whatever it changed: a maximum over a set, so every node holding
     // the same writes agrees, whatever order they came in.
     if (ts.wall > conv.lastActivity && result !== 'store_full') conv.lastActivity = ts.wall;
+    if (ts.wall > conv.updatedAt && result !== 'store_full' && write.type !== 'read') conv.updatedAt = ts.wall;
     this.bytes += conv.bytes - before;
     return result;
   }
@@ -226,39 +237,35 @@ export class ConversationStore {
   /** Ids of every message and tombstone (prefixed `t:`) we hold for a conversation. */
   idsOf(room: string): string[] {
     const conv = this.live(room);
-    if (!conv) return [];
-    return [...conv.byId.keys(), ...[...conv.tombstones.keys()].map((id) => 't:' + id)];
+    return conv ? idsOf(conv) : [];
   }
 
   /** The writes a peer holding `theirIds` (as from idsOf) lacks for this conversation. */
   writesMissingFrom(room: string, theirIds: ReadonlySet<string>): StoreWrite[] {
     const conv = this.live(room);
-    if (!conv) return [];
-    const out: StoreWrite[] = [{ type: 'created', room, id: conv.createdId, ...(conv.ownerFrom === conv.createdId && { owner: conv.owner! }) }];
-    if (conv.owner !== undefined && conv.ownerFrom !== conv.createdId) out.push({ type: 'created', room, id: conv.ownerFrom!, owner: conv.owner });
-    // Tombstones first: a deleted message's placeholder that arrives after its tombstone
-    // takes its place as deleted, never as an empty visible message.
-    for (const [id, t] of conv.tombstones) {
-      if (!theirIds.has('t:' + id)) out.push({ type: 'deleted', room, id, ts: t.ts, at: timestampId({ wall: t.at, counter: 0 }, this.nodeId) });
-    }
-    // Deleted placeholders too: the peer needs their place in the window, not their text.
-    for (const m of conv.messages) if (!theirIds.has(m.id)) out.push(messageWrite(room, m));
-    return out;
+    return conv ? writesMissingFrom(conv, theirIds, this.nodeId) : [];
   }
 
   stats(): { conversations: number; messages: number; tombstones: number } {
-    let messages = 0;
-    let tombstones = 0;
+    const out = { conversations: this.conversations.size, messages: 0, tombstones: 0 };
     for (const conv of this.conversations.values()) {
-      messages += conv.visible;
-      tombstones += conv.tombstones.size;
+      out.messages += conv.visible;
+      out.tombstones += conv.tombstones.size;
     }
-    return { conversations: this.conversations.size, messages, tombstones };
+    return out;
   }
 
   /** Estimated memory held, and the budget (MAX_STORE_BYTES). */
   usage(): { bytes: number; maxBytes: number } {
     return { bytes: this.bytes, maxBytes: this.options.maxStoreBytes };
+  }
+
+  /** A live conversation as held (read only: for the queries of inbox.ts), or null. */
+  conversation(room: string): Readonly<Conversation> | null {
+    return this.live(room);
+  }
+  *liveConversations(): Iterable<Readonly<Conversation>> {
+    for (const conv of this.conversations.values()) if (!this.isExpired(conv)) yield conv;
   }
 
   private live(room: string): Conversation | null {
@@ -290,10 +297,4 @@ export class ConversationStore {
   private remove(conv: Conversation): void {
     if (this.conversations.delete(conv.id)) this.bytes -= conv.bytes;
   }
-}
-
-export function messageWrite(room: string, m: StoredMessage): StoreWrite {
-  const write: StoreWrite = { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
-  if (m.author !== undefined) write.by = m.author;
-  return write;
 }

@@ -3,6 +3,9 @@
  * the newest `max`, deletes as tombstones that keep their place, and a set digest of every
  * id it holds. Every operation gives the same result whatever order the writes come in.
  */
+import { parseTimestampId } from './hybrid-clock.js';
+import type { EditedWrite, FieldName, FieldWrite, ReadWrite } from './desk-writes.js';
+import type { StoreWrite } from './store-write.js';
 
 export interface StoredMessage {
   id: string;
@@ -12,6 +15,8 @@ export interface StoredMessage {
   timestamp: number;
   /** The author's token sub (AUTH=jwt); absent without auth. */
   author?: string;
+  /** Wall time (ms) of the edit whose text the message shows; absent if never edited. */
+  editedAt?: number;
 }
 
 /**
@@ -28,6 +33,8 @@ export type ApplyResult = 'applied' | 'duplicate' | 'ignored' | 'store_full';
  */
 export interface Entry extends StoredMessage {
   deleted: boolean;
+  /** The client's id for the send (store-write.ts `cid`), when it gave one. */
+  cid?: string;
   /** Local arrival order on this instance (a per-store counter), for resume. */
   seq: number;
   /** Local wall time of arrival, ms. */
@@ -53,6 +60,14 @@ export interface Conversation {
   tombstones: Map<string, { ts: number; at: number }>;
   /** Tombstones whose message has not arrived here (yet). */
   orphanTombstones: number;
+  /** Sends that never double: clientKey(author ?? sender, cid) → the smallest id of a message held with it. */
+  cids: Map<string, string>;
+  /** The desk's registers (desk-registers.ts): the winning write of each. */
+  fields: Map<FieldName, FieldWrite>;
+  reads: Map<string, ReadWrite>;
+  edits: Map<string, EditedWrite>;
+  /** Latest wall time of every write but read cursors: the inbox's updatedAt. */
+  updatedAt: number;
   /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
   digestHi: number;
   digestLo: number;
@@ -70,13 +85,20 @@ const ENTRY_BYTES = 160;
 const TOMBSTONE_BYTES = 96;
 
 /** The estimated cost of holding a message (or a deleted message's place). */
-export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'>): number {
-  return ENTRY_BYTES + 2 * (m.id.length + m.sender.length + m.content.length);
+export function entryBytes(m: Pick<StoredMessage, 'id' | 'sender' | 'content'> & { cid?: string }): number {
+  const cid = m.cid === undefined ? 0 : CID_BYTES + 4 * m.cid.length; // on the entry and in the index
+  return ENTRY_BYTES + cid + 2 * (m.id.length + m.sender.length + m.content.length);
+}
+const CID_BYTES = 96;
+
+/** The dedupe key of a send: who sent it (token sub, else the name) and the client's id. */
+export function clientKey(sender: string, cid: string): string {
+  return sender + '\0' + cid;
 }
 
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
-  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), fields: new Map(), reads: new Map(), edits: new Map(), updatedAt: wall, visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
 }
 
 /** Takes the owner a `created` write names: the one from the smallest such write wins, in any order. */
@@ -96,13 +118,24 @@ export function addMessage(conv: Conversation, message: Entry, max: number): App
     message.content = '';
     conv.orphanTombstones--;
   }
+  // Edited before it arrived (or arrived with an older text): the winning edit's text.
+  const edit = conv.edits.get(message.id);
+  if (edit !== undefined && !message.deleted) showEdit(message, edit);
   conv.messages.splice(insertionIndex(conv.messages, message), 0, message);
   conv.byId.set(message.id, message);
   conv.bytes += entryBytes(message);
   if (!message.deleted) conv.visible++;
+  if (message.cid !== undefined) indexClientId(conv, message);
   toggle(conv, message.id);
   if (conv.messages.length >= max) trim(conv, max);
   return 'applied';
+}
+
+/** Keeps the smallest id per key: the same on every node holding the same messages. */
+function indexClientId(conv: Conversation, message: Entry): void {
+  const key = clientKey(message.author ?? message.sender, message.cid!);
+  const held = conv.cids.get(key);
+  if (held === undefined || message.id < held) conv.cids.set(key, message.id);
 }
 
 /** Drops the oldest entries over the bound, with their tombstones and any older ones. */
@@ -112,9 +145,16 @@ function trim(conv: Conversation, max: number): void {
     conv.byId.delete(dropped.id);
     conv.bytes -= entryBytes(dropped);
     toggle(conv, dropped.id);
+    if (dropped.cid !== undefined) {
+      const key = clientKey(dropped.author ?? dropped.sender, dropped.cid);
+      if (conv.cids.get(key) === dropped.id) conv.cids.delete(key);
+    }
     if (dropped.deleted) dropTombstone(conv, dropped.id);
     else conv.visible--;
+    dropEdit(conv, dropped.id);
   }
+  // Edits of messages never seen here that sort before the window are moot (as deletes).
+  if (conv.messages.length > 0) for (const [id, e] of conv.edits) if (!conv.byId.has(id) && compare({ timestamp: e.ts, id }, conv.messages[0]) < 0) dropEdit(conv, id);
   if (conv.orphanTombstones === 0) return;
   // Deletes of messages never seen here that sort before the window are moot too.
   const oldest = conv.messages[0];
@@ -143,8 +183,29 @@ export function addTombstone(conv: Conversation, messageId: string, messageTs: n
     entry.deleted = true;
     conv.bytes -= 2 * entry.content.length; // the text is gone, the place stays
     entry.content = '';
+    delete entry.editedAt;
   }
   return 'applied';
+}
+
+/** The estimated cost of a register's winning write (desk-registers.ts). */
+export function registerBytes(write: StoreWrite): number {
+  return REGISTER_BYTES + 2 * JSON.stringify(write).length;
+}
+const REGISTER_BYTES = 120;
+
+/** Shows an edit's text on a message (not deleted): the bytes of the text change are the caller's. */
+export function showEdit(entry: Entry, edit: EditedWrite): void {
+  entry.content = edit.text;
+  entry.editedAt = parseTimestampId(edit.id)?.wall ?? 0;
+}
+
+function dropEdit(conv: Conversation, messageId: string): void {
+  const edit = conv.edits.get(messageId);
+  if (edit === undefined) return;
+  conv.edits.delete(messageId);
+  toggle(conv, 'e:' + edit.id);
+  conv.bytes -= registerBytes(edit);
 }
 
 function dropTombstone(conv: Conversation, id: string): void {
@@ -155,9 +216,18 @@ function dropTombstone(conv: Conversation, id: string): void {
 }
 
 export function publicMessage(e: Entry): StoredMessage {
-  return e.author === undefined
-    ? { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp }
-    : { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp, author: e.author };
+  const m: StoredMessage = { id: e.id, sender: e.sender, content: e.content, timestamp: e.timestamp };
+  if (e.author !== undefined) m.author = e.author;
+  if (e.editedAt !== undefined) m.editedAt = e.editedAt;
+  return m;
+}
+
+/** A message as a `message` write (text '' once deleted): for catch-up and the disk. */
+export function messageWrite(room: string, m: StoredMessage & { cid?: string }): StoreWrite {
+  const write: StoreWrite = { type: 'message', id: m.id, room, user: m.sender, text: m.content, ts: m.timestamp };
+  if (m.author !== undefined) write.by = m.author;
+  if (m.cid !== undefined) write.cid = m.cid;
+  return write;
 }
 
 export function compare(a: Pick<StoredMessage, 'timestamp' | 'id'>, b: Pick<StoredMessage, 'timestamp' | 'id'>): number {

@@ -100,11 +100,18 @@ export class RoomCommands {
           this.gateway.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
           return;
         }
+        // A resend of a send already held (on any instance: the dedupe is replicated with the
+        // message): nothing stored, the original echo again, to this sender only.
+        if (frame.clientId !== undefined) {
+          const held = this.store.sentWithClientId(frame.room, conn.identity?.sub ?? user, frame.clientId);
+          if (held !== null) return conn.send(Buffer.from(JSON.stringify(held)));
+        }
         this.gateway.counters.messagesIn++;
         // The id carries a hybrid logical clock: (ts, id) order keeps causality cluster-wide.
         const stamp = this.store.nextStamp();
         const by = conn.identity === null ? {} : { by: conn.identity.sub };
-        const { result, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by }, false);
+        const cid = frame.clientId === undefined ? {} : { cid: frame.clientId };
+        const { result, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by, ...cid }, false);
         // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
         if (result !== 'applied') this.notStored(conn, result, 'message');
         else durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message'));

@@ -26,6 +26,8 @@ export interface MessageFrame {
   /** Optional: defaults to the name the connection joined the room with. */
   user: string | undefined;
   text: string;
+  /** Sends that never double: a client's id for this send (1–64 characters); a resend with it stores nothing. */
+  clientId?: string;
 }
 export interface MembersFrame {
   type: 'members';
@@ -51,6 +53,9 @@ export interface FrameLimits {
   /** The connection came with a token: join's user is optional and refresh is a frame. */
   authenticated?: boolean;
 }
+
+/** Longest clientId of a message frame (as core/store-write.ts CLIENT_ID_MAX: the write's `cid`). */
+const MAX_CLIENT_ID_LENGTH = 64;
 
 /** Longest token a refresh frame may carry (as lib/auth MAX_TOKEN_LENGTH). */
 const MAX_REFRESH_TOKEN_LENGTH = 16_384;
@@ -123,7 +128,12 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
         return fail(ClientErrorCode.InvalidField, `text must be at most ${limits.maxTextLength} characters`);
       }
       if (!text.isWellFormed()) return fail(ClientErrorCode.InvalidField, 'text holds an unpaired surrogate');
-      return { ok: true, frame: { type, room, user, text } };
+      const clientId = obj.clientId;
+      if (clientId === undefined) return { ok: true, frame: { type, room, user, text } };
+      if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > MAX_CLIENT_ID_LENGTH || CONTROL_CHARS.test(clientId) || !clientId.isWellFormed()) {
+        return fail(ClientErrorCode.InvalidField, `clientId must be a string of 1 to ${MAX_CLIENT_ID_LENGTH} characters without control characters`);
+      }
+      return { ok: true, frame: { type, room, user, text, clientId } };
     }
     case 'refresh': {
       if (!limits.authenticated) break;

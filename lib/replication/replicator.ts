@@ -132,9 +132,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   private take(write: StoreWrite, path: WritePath, payload?: Buffer): { result: ApplyResult; durable: Promise<void> | null } {
     const result = this.store.apply(write, path);
     if (result !== 'applied' || !this.disk) return { result, durable: null };
-    // A message deleted before it arrived, or a delete: the message's record becomes its placeholder.
-    const changed = write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
-    const placeholder = changed ? this.store.placeholderOf(write.room, write.id) : null;
+    // A message deleted before it arrived, or a delete: the message's record becomes its
+    // placeholder; an edit (or a message edited before it arrived): its record takes the text.
+    const edited = write.type === 'edited' || (write.type === 'message' && this.store.conversation(write.room)?.edits.has(write.id) === true);
+    const changed = edited || write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
+    const placeholder = changed ? this.store.placeholderOf(write.room, write.type === 'edited' ? write.msg : write.id) : null;
     return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder) };
   }
 

@@ -54,6 +54,25 @@ function guardLmdbCommitFailures(): void {
   });
 }
 
+/**
+ * The key of a write's record in its room (a message's is 'm:' + id): one per register for
+ * the desk's writes, holding the winner (an edit also rewrites its message's record).
+ */
+function recordKey(write: Exclude<StoreWrite, { type: 'message' }>): string {
+  switch (write.type) {
+    case 'created':
+      return 'c';
+    case 'deleted':
+      return 't:' + write.id;
+    case 'field':
+      return 'f:' + write.f;
+    case 'read':
+      return 'r:' + write.user;
+    case 'edited':
+      return 'e:' + write.msg;
+  }
+}
+
 export class DiskStore {
   private readonly db: RootDatabase<Buffer, Key>;
   private last: Promise<void> | null = null;
@@ -109,7 +128,7 @@ export class DiskStore {
     this.touched.add(room);
     if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload);
     else {
-      this.put([room, write.type === 'created' ? 'c' : 't:' + write.id], payload);
+      this.put([room, recordKey(write)], payload);
       if (placeholder) this.put([room, 'm:' + placeholder.id], json(placeholder));
     }
     this.counters.writes++;

@@ -6,6 +6,7 @@
  */
 import type { RootDatabase } from 'lmdb';
 import { compare } from '../core/conversation.js';
+import { parseTimestampId } from '../core/hybrid-clock.js';
 import type { StoredMessage, StoreWrite } from '../core/conversation-store.js';
 
 export type Key = [string, string];
@@ -23,6 +24,7 @@ function placed(value: Buffer): Placed {
 }
 
 const messages = (room: string) => ({ start: [room, 'm:'] as Key, end: [room, 'm:\uffff'] as Key });
+const edits = (room: string) => ({ start: [room, 'e:'] as Key, end: [room, 'e:\uffff'] as Key });
 const deletes = (room: string) => ({ start: [room, 't:'] as Key, end: [room, 't:\uffff'] as Key });
 
 /** Keeps the newest `max` messages of a room, with their deletes (and no delete older than them). */
@@ -33,6 +35,7 @@ export function trimWindow(db: RootDatabase<Buffer, Key>, room: string, max: num
   for (const m of held.slice(0, over)) {
     db.remove([room, 'm:' + m.id]).catch(() => {});
     db.remove([room, 't:' + m.id]).catch(() => {});
+    db.remove([room, 'e:' + m.id]).catch(() => {});
   }
   const oldest = held[over];
   for (const { key, value } of db.getRange(deletes(room))) {
@@ -47,11 +50,17 @@ export function trimWindow(db: RootDatabase<Buffer, Key>, room: string, max: num
 export function historyBefore(db: RootDatabase<Buffer, Key>, room: string, before: Pick<StoredMessage, 'timestamp' | 'id'> | null): StoredMessage[] {
   const deleted = new Set<string>();
   for (const key of db.getKeys(deletes(room))) deleted.add(key[1].slice(2));
+  // An edited message's record holds its current text; the edit's record, when.
+  const editedAt = new Map<string, number>();
+  for (const { key, value } of db.getRange(edits(room))) editedAt.set(key[1].slice(2), parseTimestampId((JSON.parse(value.toString('utf8')) as { id: string }).id)?.wall ?? 0);
   const out: StoredMessage[] = [];
   for (const { value } of db.getRange(messages(room))) {
     const w = placed(value);
     if (w.type !== 'message' || w.text === '' || deleted.has(w.id) || (before !== null && compare(w, before) >= 0)) continue;
-    out.push(w.by === undefined ? { id: w.id, sender: w.user, content: w.text, timestamp: w.ts } : { id: w.id, sender: w.user, content: w.text, timestamp: w.ts, author: w.by });
+    const m: StoredMessage = { id: w.id, sender: w.user, content: w.text, timestamp: w.ts };
+    if (w.by !== undefined) m.author = w.by;
+    if (editedAt.has(w.id)) m.editedAt = editedAt.get(w.id);
+    out.push(m);
   }
   return out.sort(compare);
 }

@@ -22,6 +22,12 @@ describe('decodeWrite: writes from peers get the bounds of client frames', () =>
     expect(decodeWrite(message({ id: id(NOW, MAX_COUNTER) }), limits, NOW)).to.not.equal(null);
   });
 
+  it('keeps a message\'s client id (cid: 1–64 characters, no control characters) and refuses a bad one', () => {
+    expect(decodeWrite(message({ cid: 'send-1' }), limits, NOW)).to.deep.equal(message({ cid: 'send-1' }));
+    expect(decodeWrite(message({ cid: 'c'.repeat(64) }), limits, NOW)).to.not.equal(null);
+    for (const cid of ['', 'c'.repeat(65), 7, null, 'a\u0000b', 'x\ud800']) expect(decodeWrite(message({ cid }), limits, NOW), JSON.stringify(cid)).to.equal(null);
+  });
+
   it('refuses names and texts over the node\'s limits, control characters and unpaired surrogates', () => {
     expect(decodeWrite(message({ user: 'u'.repeat(128) }), limits, NOW)).to.not.equal(null);
     expect(decodeWrite(message({ user: 'u'.repeat(129) }), limits, NOW)).to.equal(null);
@@ -64,5 +70,40 @@ describe('decodeWrite: writes from peers get the bounds of client frames', () =>
       // A delete carries its message's ts and id: the same rule.
       expect(decodeWrite({ type: 'deleted', room: 'lobby', id: id(NOW), ts, at: id(NOW) }, limits, NOW) !== null, `deleted ts ${ts}`).to.equal(ok);
     }
+  });
+});
+
+describe('decodeWrite: the desk\'s writes (field, read, edited)', () => {
+  const field = (over: Record<string, unknown>) => ({ type: 'field', room: 'lobby', id: id(NOW), ...over });
+  it('takes well-formed ones', () => {
+    for (const w of [
+      field({ f: 'status', v: 'open' }),
+      field({ f: 'status', v: 'snoozed', until: NOW + 1000 }),
+      field({ f: 'assignee', v: 'agent-1', by: 'agent-2' }),
+      field({ f: 'assignee', v: null }),
+      field({ f: 'metadata', v: { a: 'x', b: 1, c: true, d: null } }),
+      { type: 'read', room: 'lobby', id: id(NOW), user: 'alice', upTo: id(NOW - 10), at: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: 'new', ts: NOW - 10, by: 'alice' },
+    ]) expect(decodeWrite(w, limits, NOW), JSON.stringify(w)).to.deep.equal(w);
+  });
+  it('refuses bad ones', () => {
+    for (const w of [
+      field({ f: 'status', v: 'closed' }),
+      field({ f: 'status', v: 'snoozed' }),
+      field({ f: 'status', v: 'open', until: NOW }),
+      field({ f: 'assignee', v: '' }),
+      field({ f: 'assignee', v: 'a'.repeat(129) }),
+      field({ f: 'assignee', v: 5 }),
+      field({ f: 'metadata', v: [] }),
+      field({ f: 'metadata', v: { nested: { a: 1 } } }),
+      field({ f: 'metadata', v: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 1])) }),
+      field({ f: 'metadata', v: { long: 'x'.repeat(257) } }),
+      field({ f: 'color', v: 'red' }),
+      field({ f: 'status', v: 'open', id: 'not-a-stamp' }),
+      { type: 'read', room: 'lobby', id: id(NOW), user: '', upTo: id(NOW - 10), at: NOW - 10 },
+      { type: 'read', room: 'lobby', id: id(NOW), user: 'alice', upTo: 'garbage', at: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: '  ', ts: NOW - 10 },
+      { type: 'edited', room: 'lobby', id: id(NOW), msg: id(NOW - 10), text: 't'.repeat(8001), ts: NOW - 10 },
+    ]) expect(decodeWrite(w, limits, NOW), JSON.stringify(w).slice(0, 120)).to.equal(null);
   });
 });
