@@ -20,8 +20,8 @@ export function countedKey(key: Key): boolean {
 
 export class DiskDigests {
   private readonly digests = new Map<string, [number, number]>();
-  /** Keys (room + NUL + key) written or removed whose commit is pending: present or not, and how many ops are in flight. */
-  private readonly pending = new Map<string, { present: boolean; ops: number }>();
+  /** The commits pending, oldest first, each with the keys (room + NUL + key) it writes (true) or removes (false). */
+  private readonly pending: Array<{ commit: Promise<unknown>; keys: Map<string, boolean> }> = [];
   /** A commit failed: the digests may count records that are not there. */
   stale = false;
 
@@ -30,8 +30,12 @@ export class DiskDigests {
 
   /** Whether a record is on disk, or will be once the pending commits land. */
   present(key: Key): boolean {
-    const p = this.pending.get(key[0] + '\0' + key[1]);
-    return p ? p.present : this.onDisk(key);
+    const name = key[0] + '\0' + key[1];
+    for (let i = this.pending.length - 1; i >= 0; i--) {
+      const present = this.pending[i].keys.get(name);
+      if (present !== undefined) return present;
+    }
+    return this.onDisk(key);
   }
 
   /** A record put (its commit `commit`): counted if it is new. */
@@ -64,18 +68,18 @@ export class DiskDigests {
   private change(key: Key, present: boolean, commit: Promise<unknown>): void {
     if (!countedKey(key)) return;
     if (this.present(key) !== present) this.toggle(key);
-    const name = key[0] + '\0' + key[1];
-    const p = this.pending.get(name) ?? { present, ops: 0 };
-    p.present = present;
-    p.ops++;
-    this.pending.set(name, p);
-    const settle = () => {
-      if (--p.ops === 0 && this.pending.get(name) === p) this.pending.delete(name);
-    };
-    commit.then(settle, () => {
-      this.stale = true;
-      settle();
-    });
+    // The writes of one event-loop turn share a commit (and its promise): one entry for them all.
+    let batch = this.pending[this.pending.length - 1];
+    if (batch?.commit !== commit) {
+      const fresh = (batch = { commit, keys: new Map() });
+      this.pending.push(fresh);
+      const settle = () => this.pending.splice(this.pending.indexOf(fresh), 1);
+      commit.then(settle, () => {
+        this.stale = true;
+        settle();
+      });
+    }
+    batch.keys.set(key[0] + '\0' + key[1], present);
   }
 
   private toggle(key: Key): void {

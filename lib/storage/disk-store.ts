@@ -96,7 +96,7 @@ export class DiskStore {
     } catch (err) {
       throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
     }
-    this.digests = new DiskDigests((key) => this.db.doesExist(key));
+    this.digests = new DiskDigests((key) => this.db.get(key) !== undefined);
     this.history = new DiskHistory(this.db, this.digests, (key, value) => this.keep(key, value));
     if (!existed) writeFileSync(marker, 'chatmesh store: store.mdb holds the record of this instance\n');
   }
