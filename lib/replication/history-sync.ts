@@ -13,7 +13,7 @@
  * goes to disk only (keepOlder). Everything from a peer is bounded and checked: a frame out
  * of bounds counts as invalid whole, a write that fails decodeWrite counts too.
  */
-import type { ChatmeshOptions } from '../config.js';
+import { DEFAULTS, type ChatmeshOptions } from '../config.js';
 import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import type { ResumeAnswer } from '../core/resume.js';
 import { resumeFromOlder } from '../core/resume.js';
@@ -22,6 +22,7 @@ import type { Mesh } from '../mesh/mesh.js';
 import type { DiskHistory, DiskMessage } from '../storage/disk-history.js';
 import type { HistorySum } from './sync-codec.js';
 import type { SyncChannel } from './sync-channel.js';
+import { PacedSends } from './paced-sends.js';
 
 /** Most buckets in one hsum frame and writes in one hgive frame (a frame with more is invalid). */
 export const MAX_BUCKETS_PER_FRAME = 1000;
@@ -30,11 +31,15 @@ export const MAX_WRITES_PER_FRAME = 1000;
 const LAST_BUCKET = 2 ** 40;
 const FRAME_BYTES = 256 * 1024;
 const DIGEST = /^[0-9a-f]{16}$/;
+/** The pace of hgive frames to one peer: well under what a link buffers before it is cut as too slow. */
+const GIVE_TICK_MS = 50;
 
-export type HistorySyncOptions = Pick<ChatmeshOptions, 'maxNameLength' | 'maxTextLength' | 'maxPeerPayloadBytes'>;
+/** maxPeerBufferBytes: the send buffer a link keeps before it is cut (the node's options carry it; DEFAULTS' otherwise). */
+export type HistorySyncOptions = Pick<ChatmeshOptions, 'maxNameLength' | 'maxTextLength' | 'maxPeerPayloadBytes'> & Partial<Pick<ChatmeshOptions, 'maxPeerBufferBytes'>>;
 
 export class HistorySync {
   readonly counters = { sumsSent: 0, writesGiven: 0 };
+  private readonly gives: PacedSends;
 
   constructor(
     private readonly store: ConversationStore,
@@ -45,6 +50,8 @@ export class HistorySync {
     /** Applies valid writes from a peer as catch-up (the replicator's give path). */
     private readonly apply: (peerId: string, writes: StoreWrite[]) => void,
   ) {
+    // A twentieth of the send buffer per tick (at least a frame): at most a send buffer a second.
+    this.gives = new PacedSends((peerId, frame) => sync.send(peerId, frame), { bytesPerTick: Math.floor((options.maxPeerBufferBytes ?? DEFAULTS.maxPeerBufferBytes) / 20), tickMs: GIVE_TICK_MS });
     sync.handle({ historySum: (peerId, sum) => this.onSum(peerId, sum), historyGive: (peerId, room, writes) => this.onGive(peerId, room, writes) });
   }
 
@@ -108,7 +115,7 @@ export class HistorySync {
     for (const write of this.disk.writesIn(sum.c, (bucket) => differ.has(bucket))) {
       const size = Buffer.byteLength(JSON.stringify(write)) + 1;
       if (batch.length > 0 && (bytes + size > maxBytes || batch.length >= MAX_WRITES_PER_FRAME)) {
-        this.sync.send(peerId, { k: 'hgive', c: sum.c, writes: batch });
+        this.gives.enqueue(peerId, { k: 'hgive', c: sum.c, writes: batch }, bytes);
         batch = [];
         bytes = 0;
       }
@@ -116,7 +123,7 @@ export class HistorySync {
       bytes += size;
       this.counters.writesGiven++;
     }
-    if (batch.length > 0) this.sync.send(peerId, { k: 'hgive', c: sum.c, writes: batch });
+    if (batch.length > 0) this.gives.enqueue(peerId, { k: 'hgive', c: sum.c, writes: batch }, bytes);
   }
 
   /** The [bucket, digest] pairs of a frame, if every one is well-formed, within its span and not repeated; else null. */

@@ -59,7 +59,9 @@ describe('DATA_DIR: catch-up, deletes and resume beyond memory\'s window', funct
 
   it('B stopped while A takes 600 messages: after B restarts, GET on B returns all of them in order; a resume on B from one of the oldest answers gap:false with everything after it, paged', async () => {
     const ports = await Promise.all([0, 1].map(() => freePort()));
-    const nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, { MAX_REPLY_BYTES: '16384' })));
+    // Small peer frames and send buffers: the disk's catch-up goes in many frames, paced.
+    const env = { MAX_REPLY_BYTES: '16384', MAX_PEER_PAYLOAD_BYTES: '65536', MAX_PEER_BUFFER_BYTES: '262144' };
+    const nodes = await Promise.all([0, 1].map((k) => startAt(ports, k, env)));
     await nodes[0].waitForPeersUp([nodes[1].nodeId], 10_000);
     const writer = await clients.connect(nodes[0]);
     await writer.join('long', 'writer');
@@ -70,7 +72,7 @@ describe('DATA_DIR: catch-up, deletes and resume beyond memory\'s window', funct
     const all = [...early, ...late];
     expect(await history(nodes[0], 'long')).to.deep.equal(all);
 
-    nodes[1] = await startAt(ports, 1, { MAX_REPLY_BYTES: '16384' });
+    nodes[1] = await startAt(ports, 1, env);
     await poll(async () => JSON.stringify(await history(nodes[1], 'long')) === JSON.stringify(all), { timeoutMs: 20_000, what: 'the whole history on B' }).catch(async (err) => {
       const got = (await history(nodes[1], 'long')) ?? [];
       throw new Error(`${(err as Error).message}: B has ${got.length} of ${all.length}, missing ${all.filter((id) => !got.includes(id)).length}`);

@@ -3,7 +3,8 @@
  * records come and go (new keys in, overwrites not twice, trimmed and removed ones out) and
  * equals what a reload counts; per-hour buckets tell two disks apart where they differ; a
  * write memory's window does not take is kept on disk once (a delete turns the message into
- * its placeholder); and the sync codec knows the two new frame kinds and their bounds.
+ * its placeholder); the sync codec knows the two new frame kinds and their bounds; and the
+ * frames of a big catch-up go out paced, in order.
  */
 import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,7 +15,9 @@ import { hexDigest, idHash } from '../../lib/core/conversation.js';
 import { timestampId } from '../../lib/core/hybrid-clock.js';
 import { DiskStore } from '../../lib/storage/disk-store.js';
 import { BUCKET_MS } from '../../lib/storage/disk-history.js';
-import { decodeSyncFrame } from '../../lib/replication/sync-codec.js';
+import { decodeSyncFrame, type SyncFrame } from '../../lib/replication/sync-codec.js';
+import { PacedSends } from '../../lib/replication/paced-sends.js';
+import { poll } from '../helpers/wait.js';
 
 const HOUR = 3_600_000;
 /** The start of an hour two hours ago: messages below fall in two buckets. */
@@ -131,5 +134,31 @@ describe('disk catch-up: the sync frames', () => {
       expect(decode(bad), JSON.stringify(bad)).to.deep.equal({ ok: false, problem: 'invalid' });
     }
     expect(decode({ k: 'hsum2' })).to.deep.equal({ ok: false, problem: 'unknown' });
+  });
+});
+
+describe('disk catch-up: paced sends', () => {
+  it('sends each peer\'s frames in order, at most a tick\'s budget per tick (the first whatever its size), and drops the queue of a peer no longer linked', async () => {
+    const sent: Array<{ peer: string; n: number; at: number }> = [];
+    let linked = true;
+    const paced = new PacedSends((peer, frame) => {
+      if (peer === 'gone' && !linked) return false;
+      sent.push({ peer, n: (frame as { writes: number[] }).writes[0], at: Date.now() });
+      return true;
+    }, { bytesPerTick: 250, tickMs: 30 });
+    const frame = (n: number): SyncFrame => ({ k: 'hgive', c: 'r', writes: [n] });
+    for (let n = 0; n < 10; n++) paced.enqueue('a', frame(n), 100);
+    for (let n = 0; n < 5; n++) paced.enqueue('gone', frame(n), 1000);
+    expect(sent, 'nothing in the same turn').to.have.length(0);
+    await poll(() => sent.filter((s) => s.peer === 'gone').length >= 2, { timeoutMs: 2000, what: 'two frames to the peer going away' });
+    linked = false;
+    await poll(() => sent.filter((s) => s.peer === 'a').length === 10, { timeoutMs: 2000, what: 'all ten frames to a' });
+    const toA = sent.filter((s) => s.peer === 'a');
+    expect(toA.map((s) => s.n)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    // 250 bytes a tick: three frames of 100 (the third goes while budget is left), then a pause.
+    expect(toA[3].at - toA[0].at).to.be.at.least(20);
+    await poll(() => paced.waiting === 0, { timeoutMs: 2000, what: 'the queue of the peer that went away dropped' });
+    expect(sent.filter((s) => s.peer === 'gone').length).to.be.below(5);
+    paced.close();
   });
 });
