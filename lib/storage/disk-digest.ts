@@ -59,6 +59,11 @@ export class DiskDigests {
     return d ? hexDigest(d[0], d[1]) : hexDigest(0, 0);
   }
 
+  /** No commit is pending: what is on disk is all there is (a rebuild counts it right). */
+  get idle(): boolean {
+    return this.pending.length === 0;
+  }
+
   /** Forgets every digest, before a rebuild from the keys on disk. */
   clear(): void {
     this.digests.clear();

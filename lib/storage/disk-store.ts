@@ -253,7 +253,7 @@ export class DiskStore {
         for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) this.remove(key);
       } else trimWindow(this.db, room, this.maxMessages, (key) => this.remove(key));
     }
-    if (this.digests.stale && !this.failing) {
+    if (this.digests.stale && !this.failing && this.digests.idle) {
       this.digests.clear(); // a commit failed: count again what is on disk
       for (const key of this.db.getKeys()) this.digests.loaded(key);
     }

@@ -14,6 +14,8 @@ import { ConversationStore, type StoreWrite } from '../../lib/core/conversation-
 import { hexDigest, idHash } from '../../lib/core/conversation.js';
 import { timestampId } from '../../lib/core/hybrid-clock.js';
 import { DiskStore } from '../../lib/storage/disk-store.js';
+import { DiskDigests } from '../../lib/storage/disk-digest.js';
+import type { Key } from '../../lib/storage/disk-window.js';
 import { BUCKET_MS } from '../../lib/storage/disk-history.js';
 import { decodeSyncFrame, type SyncFrame } from '../../lib/replication/sync-codec.js';
 import { PacedSends } from '../../lib/replication/paced-sends.js';
@@ -83,6 +85,36 @@ describe('disk catch-up: the digest of the records on disk', () => {
     again.removeRooms(['r']);
     again.compact(newStore());
     expect(again.digests.digestOf('r')).to.equal(digestOfKeys([]));
+  });
+
+  it('knows what a pending commit writes or removes, counts other record kinds not at all, and turns stale when a commit fails', async () => {
+    const onDisk = new Set<string>(['r\0m:a']);
+    const digests = new DiskDigests((key: Key) => onDisk.has(key[0] + '\0' + key[1]));
+    digests.loaded(['r', 'm:a']);
+    let commit!: () => void;
+    const first = new Promise<void>((resolve) => (commit = resolve));
+    digests.put(['r', 'm:a'], first); // there already: not again
+    digests.put(['r', 'm:b'], first);
+    digests.put(['r', 'f:status'], first); // another kind: not counted
+    digests.put(['', 'probe'], first);
+    expect(digests.digestOf('r')).to.equal(digestOfKeys(['m:a', 'm:b']));
+    expect(digests.present(['r', 'm:b']), 'pending, not yet readable').to.equal(true);
+    digests.remove(['r', 'm:a'], first);
+    digests.remove(['r', 'm:a'], first); // twice: once out
+    expect(digests.digestOf('r')).to.equal(digestOfKeys(['m:b']));
+    expect(digests.idle).to.equal(false);
+    onDisk.delete('r\0m:a');
+    onDisk.add('r\0m:b');
+    commit();
+    await first;
+    await poll(() => digests.idle, { timeoutMs: 1000, what: 'the commit settled' });
+    expect(digests.present(['r', 'm:b'])).to.equal(true);
+    expect(digests.present(['r', 'm:a'])).to.equal(false);
+    const failed = Promise.reject(new Error('disk full'));
+    digests.put(['r', 'm:c'], failed);
+    await failed.catch(() => {});
+    await poll(() => digests.idle, { timeoutMs: 1000, what: 'the failed commit settled' });
+    expect(digests.stale).to.equal(true);
   });
 
   it('buckets per hour of message time tell two disks apart where they differ; keepOlder makes them equal, once', async () => {
