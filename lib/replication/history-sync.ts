@@ -5,7 +5,8 @@
  * Summary entries carry `h`, the digest of the room's records on disk (disk-digest.ts); old
  * nodes ignore the field. When a peer's `h` differs from ours, we send it our digests per
  * bucket (an hour of message time): `hsum`. It answers with every message (a deleted one as
- * its placeholder) and delete it holds on disk in the buckets whose digests differ: `hgive`.
+ * its placeholder) and delete it holds on disk in the buckets whose digests differ: `hgive`,
+ * except those in its memory window, which the catch-up of memory gives (precisely, by id).
  * Both sides do this (each sends a summary at link-up), so each ends with the union. Only a
  * peer that sent `h` ever gets `hsum`, so an old node never sees the new kinds.
  *
@@ -17,6 +18,7 @@ import { DEFAULTS, type ChatmeshOptions } from '../config.js';
 import type { ConversationStore, SummaryEntry } from '../core/conversation-store.js';
 import type { ResumeAnswer } from '../core/resume.js';
 import { resumeFromOlder } from '../core/resume.js';
+import { compare } from '../core/conversation.js';
 import { decodeWrite, isValidName, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { DiskHistory, DiskMessage } from '../storage/disk-history.js';
@@ -100,7 +102,10 @@ export class HistorySync {
     return Math.min(FRAME_BYTES, Math.floor(this.options.maxPeerPayloadBytes / 4));
   }
 
-  /** Their buckets from..to: our writes in every bucket of that span whose digest differs. */
+  /**
+   * Their buckets from..to: our writes in every bucket of that span whose digest differs,
+   * older than memory's window (what is in it, the catch-up of memory gives the peer).
+   */
   private onSum(peerId: string, sum: HistorySum): void {
     const theirs = this.bucketsOf(sum);
     if (!isValidName(sum.c, this.options.maxNameLength) || theirs === null) return this.mesh.reportInvalid(peerId, 'disk catch-up buckets');
@@ -112,7 +117,9 @@ export class HistorySync {
     const maxBytes = this.frameBytes();
     let batch: StoreWrite[] = [];
     let bytes = 0;
+    const window = this.store.history(sum.c)?.[0];
     for (const write of this.disk.writesIn(sum.c, (bucket) => differ.has(bucket))) {
+      if (window && compare({ timestamp: write.ts, id: write.id }, window) >= 0) continue;
       const size = Buffer.byteLength(JSON.stringify(write)) + 1;
       if (batch.length > 0 && (bytes + size > maxBytes || batch.length >= MAX_WRITES_PER_FRAME)) {
         this.gives.enqueue(peerId, { k: 'hgive', c: sum.c, writes: batch }, bytes);

@@ -26,18 +26,19 @@ export interface DiskMessage {
   deleted: boolean;
 }
 
-type Placed = StoreWrite & { ts: number };
+/** A message or delete as kept on disk. */
+export type DiskWrite = Extract<StoreWrite, { type: 'message' | 'deleted' }>;
 
-function parse(value: Buffer): Placed | null {
+function parse(value: Buffer): DiskWrite | null {
   try {
-    const w = JSON.parse(value.toString('utf8')) as Placed;
-    return typeof w === 'object' && w !== null && Number.isSafeInteger(w.ts) ? w : null;
+    const w = JSON.parse(value.toString('utf8')) as DiskWrite;
+    return typeof w === 'object' && w !== null && (w.type === 'message' || w.type === 'deleted') && Number.isSafeInteger(w.ts) ? w : null;
   } catch {
     return null;
   }
 }
 
-const bucketOf = (w: Placed): number => Math.floor(w.ts / BUCKET_MS);
+const bucketOf = (w: DiskWrite): number => Math.floor(w.ts / BUCKET_MS);
 
 export class DiskHistory {
   constructor(
@@ -65,7 +66,7 @@ export class DiskHistory {
   }
 
   /** The deletes, then the messages (deleted ones as placeholders), of a room in the buckets `wanted` picks. */
-  *writesIn(room: string, wanted: (bucket: number) => boolean): Iterable<StoreWrite> {
+  *writesIn(room: string, wanted: (bucket: number) => boolean): Iterable<DiskWrite> {
     for (const [, write] of this.records(room)) if (wanted(bucketOf(write))) yield write;
   }
 
@@ -105,7 +106,7 @@ export class DiskHistory {
   }
 
   /** A room's delete records, then its message records, parsed (what cannot be read is skipped). */
-  private *records(room: string): Iterable<[Key, Placed]> {
+  private *records(room: string): Iterable<[Key, DiskWrite]> {
     for (const range of [deletes(room), messages(room)]) {
       for (const { key, value } of this.db.getRange(range)) {
         const write = parse(value);
