@@ -17,6 +17,7 @@ import { ClientPool } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
 import { api } from '../helpers/rest.js';
 import { timestampId } from '../../lib/core/hybrid-clock.js';
+import { AUDIENCE, ISSUER, TEST_SECRET, authApi, mint } from '../helpers/auth.js';
 
 const clients = new ClientPool();
 let root = '';
@@ -123,6 +124,28 @@ describe('DATA_DIR: catch-up, deletes and resume beyond memory\'s window', funct
     nodes.push(await startAt(ports, 1));
     expect(await history(nodes[1], 'old')).to.not.include(oldest);
     await poll(async () => JSON.stringify(await history(nodes[1], 'old')) === JSON.stringify(ids.slice(2)), { timeoutMs: 10_000, what: 'B without both deleted' });
+  });
+});
+
+describe('DATA_DIR: deletes beyond memory\'s window keep the ownership rules (AUTH=jwt)', function () {
+  this.timeout(30_000);
+
+  it('a customer deletes its own old message (204), not an agent\'s (403); an agent deletes any', async () => {
+    const node = await startAt([await freePort()], 0, { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE });
+    const ann = await mint({ sub: 'ann', role: 'customer' });
+    const agent = await mint({ sub: 'agent7', role: 'agent' });
+    const path = `/api/conversations/${(await authApi(node.httpUrl, ann, 'POST', '/api/conversations')).body.id as string}`;
+    const own = (await authApi(node.httpUrl, ann, 'POST', `${path}/messages`, { content: 'mine' })).body.id as string;
+    const theirs = (await authApi(node.httpUrl, agent, 'POST', `${path}/messages`, { content: 'the agent\'s' })).body.id as string;
+    for (let n = 0; n < 120; n += 20) {
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, k) => authApi(node.httpUrl, agent, 'POST', `${path}/messages`, { content: `later ${n + k}` })));
+      expect(answers.map((a) => a.status)).to.deep.equal(Array(20).fill(201));
+    }
+    // Both are out of memory's window (100) now: only the disk has them.
+    expect((await authApi(node.httpUrl, ann, 'DELETE', `${path}/messages/${theirs}`)).status).to.equal(403);
+    expect((await authApi(node.httpUrl, ann, 'DELETE', `${path}/messages/${own}`)).status).to.equal(204);
+    expect((await authApi(node.httpUrl, agent, 'DELETE', `${path}/messages/${theirs}`)).status).to.equal(204);
+    await poll(async () => ((await authApi(node.httpUrl, agent, 'GET', path)).body.messages as unknown[]).length === 120, { timeoutMs: 5000, what: 'both deletes on disk' });
   });
 });
 
