@@ -62,9 +62,11 @@ export class HistorySync {
     return entries.map((e) => ({ ...e, h: this.disk.digestOf(e.c) }));
   }
 
-  /** A peer's summary entry: when it carries a disk digest other than ours, our buckets go to it. */
-  compare(peerId: string, room: string, theirs: unknown): void {
+  /** A peer's summary entry (checked): when it carries a disk digest other than ours, our buckets go to it. */
+  compare(peerId: string, entry: SummaryEntry & { h?: unknown }): void {
+    const { c: room, h: theirs } = entry;
     if (typeof theirs !== 'string' || theirs === this.disk.digestOf(room)) return; // an old peer, or the same records
+    if (entry.a <= this.store.horizon) return; // evicted here (MAX_DISK_BYTES): never brought back
     const per = Math.max(1, Math.min(MAX_BUCKETS_PER_FRAME, Math.floor(this.frameBytes() / 40)));
     const buckets = this.disk.buckets(room);
     let from = 0;

@@ -249,7 +249,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
         continue;
       }
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
-      this.history?.compare(peerId, e.c, (e as { h?: unknown }).h);
+      this.history?.compare(peerId, e);
       if (this.store.digestOf(e.c) === e.d) continue;
       this.counters.wantsSent++;
       this.hold.awaiting(peerId, e.c);
