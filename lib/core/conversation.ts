@@ -254,6 +254,13 @@ function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
  * trusted), only there to tell two sets apart, and cheap enough to run on every message.
  */
 export function toggle(conv: Conversation, text: string): void {
+  const [a, b] = idHash(text);
+  conv.digestHi = (conv.digestHi ^ a) >>> 0;
+  conv.digestLo = (conv.digestLo ^ b) >>> 0;
+}
+
+/** The 64-bit hash (two 32-bit lanes) of an id in a set digest (see toggle). */
+export function idHash(text: string): [number, number] {
   let a = 0x811c9dc5;
   let b = 0x9747b28c;
   for (let i = 0; i < text.length; i++) {
@@ -267,10 +274,14 @@ export function toggle(conv: Conversation, text: string): void {
   b ^= b >>> 15;
   b = Math.imul(b, 0xc2b2ae35);
   b ^= b >>> 16;
-  conv.digestHi = (conv.digestHi ^ a) >>> 0;
-  conv.digestLo = (conv.digestLo ^ b) >>> 0;
+  return [a >>> 0, b >>> 0];
+}
+
+/** A set digest as 16 hex digits. */
+export function hexDigest(hi: number, lo: number): string {
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
 export function digestText(conv: Conversation): string {
-  return conv.digestHi.toString(16).padStart(8, '0') + conv.digestLo.toString(16).padStart(8, '0');
+  return hexDigest(conv.digestHi, conv.digestLo);
 }

@@ -13,7 +13,7 @@
  * it was written), this instance cannot tell what the client missed: `complete: false`,
  * and the client is told `gap`.
  */
-import { publicMessage, type Conversation, type StoredMessage } from './conversation.js';
+import { compare, publicMessage, type Conversation, type StoredMessage } from './conversation.js';
 
 /**
  * How far apart two instances may receive the same live message (flooding, a slow link up
@@ -44,4 +44,16 @@ export function resumeAfter(conv: Conversation | null, sinceId: string): ResumeA
 /** True for a message that reached this instance late (see RESUME_WINDOW_MS). */
 export function isLate(path: 'live' | 'catch-up', arrivedAt: number, writtenAt: number): boolean {
   return path === 'catch-up' || arrivedAt - writtenAt > RESUME_WINDOW_MS;
+}
+
+/**
+ * A resume from `since` older than memory's window, found in the history beyond it (DATA_DIR:
+ * `older`, the messages before memory's `recent`, both in order, deleted ones left out): what
+ * sorts after `since`, and, as far as the rule can apply without arrival times, what sorts
+ * before it with a timestamp less than RESUME_WINDOW_MS before its own.
+ */
+export function resumeFromOlder(since: Pick<StoredMessage, 'id' | 'timestamp'>, older: StoredMessage[], recent: StoredMessage[]): ResumeAnswer {
+  const from = since.timestamp - RESUME_WINDOW_MS;
+  const missed = (m: StoredMessage) => m.id !== since.id && (m.timestamp >= from || compare(m, since) > 0);
+  return { complete: true, messages: [...older.filter(missed), ...recent.filter(missed)] };
 }

@@ -184,7 +184,9 @@ export class RoomCommands {
     const held = this.replicator.heldIds(room);
     const notHeld = (list: StoredMessage[]) => (held ? list.filter((m) => !held.has(m.id)) : list);
     if (since !== undefined) {
-      const answer = this.store.resumeAfter(room, since);
+      const inMemory = this.store.resumeAfter(room, since);
+      // A `since` older than memory's window may still be on disk (DATA_DIR).
+      const answer = inMemory.complete ? inMemory : (this.replicator.history?.resumeFromDisk(room, since) ?? inMemory);
       if (answer.complete) {
         // A later page of the same answer: what follows `after` in it.
         const start = after === undefined ? 0 : answer.messages.findIndex((m) => m.id === after) + 1;

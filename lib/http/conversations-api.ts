@@ -184,9 +184,8 @@ export class ConversationsApi {
 
   private async deleteMessage(res: ServerResponse, conversationId: string, messageId: string, who: Identity | null): Promise<void> {
     this.visible(conversationId, who);
-    const ts = this.store.messageTimestamp(conversationId, messageId);
-    if (ts === null) throw notFound('no such message');
-    if (who?.role === 'customer' && this.store.authorOf(conversationId, messageId) !== who.sub) {
+    const { ts, author } = this.messageToDelete(conversationId, messageId);
+    if (who?.role === 'customer' && author !== who.sub) {
       throw new ApiError(403, ApiErrorCode.Forbidden, 'a customer may delete only its own messages');
     }
     const { result, replicated, durable } = this.replicator.commit({ type: 'deleted', room: conversationId, id: messageId, ts, at: this.store.nextId() });
@@ -195,6 +194,15 @@ export class ConversationsApi {
     await replicated;
     res.writeHead(204);
     res.end();
+  }
+
+  /** The timestamp and author of a message not deleted: in memory, else (DATA_DIR) older than its window on disk; else 404. */
+  private messageToDelete(room: string, id: string): { ts: number; author: string | undefined } {
+    const ts = this.store.messageTimestamp(room, id);
+    if (ts !== null) return { ts, author: this.store.authorOf(room, id) };
+    const old = this.replicator.history?.messageAt(room, id);
+    if (!old || old.deleted) throw notFound('no such message');
+    return { ts: old.timestamp, author: old.author };
   }
 
   /** Reads a JSON object body within the size limit. `optional`: an empty body is {}. */

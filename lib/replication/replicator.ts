@@ -21,6 +21,7 @@ import { decodeWrite, isLiveWrite, isValidName, stampedBy, writeId, type StoreWr
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
 import { CatchUpHold } from './catch-up-hold.js';
+import { HistorySync } from './history-sync.js';
 
 /**
  * replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of
@@ -43,7 +44,6 @@ interface ReplicatorEvents {
 /** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
 const SUMMARY_PAGE = 1000;
 const GIVE_BYTES = 256 * 1024;
-
 export interface CommitResult {
   /**
    * The store's answer (see ApplyResult): only `applied` was stored and replicated;
@@ -66,6 +66,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   private readonly hold = new CatchUpHold((room, payload) => this.emit('deliver', room, payload));
   /** Called with the replication lag of each write applied from a peer: now − the write's clock time, ms. */
   lagObserver: ((ms: number) => void) | null = null;
+  /** With DATA_DIR: the catch-up of the disk, and the history beyond memory's window. */
+  readonly history: HistorySync | null;
 
   constructor(
     readonly store: ConversationStore,
@@ -78,6 +80,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   ) {
     super();
     if (disk) mesh.ackAfter = () => disk.durable();
+    this.history = disk ? new HistorySync(store, disk.history, sync, mesh, options, (peerId, writes) => this.onGive(peerId, writes, undefined, false)) : null;
     mesh.on('write', this.onPeerWrite);
     mesh.on('peer-up', this.onPeerUp);
     mesh.on('peer-down', this.onPeerDown);
@@ -131,6 +134,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   /** Applies a write to the store and, when it took it, records it on disk (as `payload`, its JSON bytes). */
   private take(write: StoreWrite, path: WritePath, payload?: Buffer): { result: ApplyResult; durable: Promise<void> | null } {
     const result = this.store.apply(write, path);
+    const older = result === 'ignored' ? this.history?.keepOlder(write) : null;
+    if (older) return { result: 'applied', durable: older };
     if (result !== 'applied' || !this.disk) return { result, durable: null };
     // A message deleted before it arrived, or a delete: the message's record becomes its
     // placeholder; an edit (or a message edited before it arrived): its record takes the text.
@@ -215,7 +220,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   };
 
   private sendSummary(peerId: string): void {
-    const entries = this.store.summary();
+    const entries = this.history?.withDigests(this.store.summary()) ?? this.store.summary();
     const maxBytes = this.frameBytes();
     let page: SummaryEntry[] = [];
     let bytes = 0;
@@ -254,6 +259,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
         continue;
       }
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
+      this.history?.compare(peerId, e);
       if (this.store.digestOf(e.c) === e.d) continue;
       this.counters.wantsSent++;
       this.hold.awaiting(peerId, e.c);

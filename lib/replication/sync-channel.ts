@@ -6,7 +6,7 @@
 import type { Logger } from '../log.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SummaryEntry } from '../core/conversation-store.js';
-import { decodeSyncFrame, encodeSyncFrame, type PresencePart, type SyncFrame } from './sync-codec.js';
+import { decodeSyncFrame, encodeSyncFrame, type HistorySum, type PresencePart, type SyncFrame } from './sync-codec.js';
 
 export interface SyncHandlers {
   summary(peerId: string, entries: SummaryEntry[], last: boolean): void;
@@ -17,10 +17,15 @@ export interface SyncHandlers {
   ask(peerId: string): void;
   presencePart(peerId: string, part: PresencePart): void;
   revoke(peerId: string, entries: unknown[]): void;
+  /** DATA_DIR: the disk's catch-up (history-sync.ts). */
+  historySum(peerId: string, sum: HistorySum): void;
+  historyGive(peerId: string, room: string, writes: unknown[]): void;
 }
 
 export class SyncChannel {
   private readonly handlers: Partial<SyncHandlers> = {};
+  /** Frames of a kind this version does not know: dropped and counted, the link kept. */
+  readonly counters = { unknownKinds: 0 };
 
   constructor(
     private readonly mesh: Mesh,
@@ -48,6 +53,7 @@ export class SyncChannel {
     if (!decoded.ok) {
       // An unknown kind may come from a newer node (in a rolling upgrade): dropped, not held
       // against the peer, and logged at debug (one line per frame would flood the log).
+      if (decoded.problem === 'unknown') this.counters.unknownKinds++;
       if (decoded.problem === 'unknown') this.log.debug('dropping an unknown catch-up frame', { peer: peerId });
       else this.mesh.reportInvalid(peerId, `${decoded.problem} catch-up frame`);
       return;
@@ -68,6 +74,10 @@ export class SyncChannel {
         return this.handlers.presencePart?.(peerId, frame);
       case 'revoke':
         return this.handlers.revoke?.(peerId, frame.entries);
+      case 'hsum':
+        return this.handlers.historySum?.(peerId, frame);
+      case 'hgive':
+        return this.handlers.historyGive?.(peerId, frame.c, frame.writes);
     }
   };
 }

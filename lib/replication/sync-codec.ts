@@ -18,6 +18,11 @@
  *                                         table at link-up, then each new entry; merged as a join,
  *                                         passed on only when it changed something here (an older
  *                                         node drops this kind as unknown, link intact)
+ *   {"k":"hsum","c":room,"from":n,"to":n,"b":[[bucket,digest]…]}   DATA_DIR: the digests of the
+ *                                         disk's records of a room per hour of message time,
+ *                                         buckets `from`..`to` (empty ones left out); sent only
+ *                                         to a peer whose summary carried the disk digest `h`
+ *   {"k":"hgive","c":room,"writes":[…]}   the answer: the writes on disk in the buckets that differ
  * `last` and `c` on sum and give came with catch-up holds (catch-up-hold.ts): a peer without
  * them is still understood (its holds end at their deadline), and older peers ignore them.
  * One decoder for all of them; the SyncChannel switches on the result. A kind it does not
@@ -33,7 +38,19 @@ export type SyncFrame =
   | { k: 'presence'; tables: unknown[] }
   | PresencePart
   | { k: 'ask' }
-  | { k: 'revoke'; entries: unknown[] };
+  | { k: 'revoke'; entries: unknown[] }
+  | HistorySum
+  | { k: 'hgive'; c: string; writes: unknown[] };
+
+/** The digests of the disk's records of a room, per bucket (see storage/disk-history.ts), for buckets `from`..`to`. */
+export interface HistorySum {
+  k: 'hsum';
+  c: string;
+  from: number;
+  to: number;
+  /** [bucket, digest] pairs, checked by their reader. */
+  b: unknown[];
+}
 
 /** One part of a presence table sent in several frames (see presence-snapshots.ts). */
 export interface PresencePart {
@@ -81,6 +98,13 @@ export function decodeSyncFrame(payload: Buffer): SyncDecoded {
       return { ok: true, frame: { k: 'ask' } };
     case 'revoke':
       return Array.isArray(value.entries) ? { ok: true, frame: { k: 'revoke', entries: value.entries } } : invalid;
+    case 'hsum': {
+      const { c, from, to, b } = value;
+      if (typeof c !== 'string' || !isCount(from) || !isCount(to) || from > to || !Array.isArray(b)) return invalid;
+      return { ok: true, frame: { k: 'hsum', c, from, to, b } };
+    }
+    case 'hgive':
+      return typeof value.c === 'string' && Array.isArray(value.writes) ? { ok: true, frame: { k: 'hgive', c: value.c, writes: value.writes } } : invalid;
     case 'presence-part': {
       const { id, n, last, origin, version, members } = value;
       if (!isCount(id) || !isCount(n) || typeof last !== 'boolean' || typeof origin !== 'string' || !isCount(version) || !Array.isArray(members)) return invalid;

@@ -20,6 +20,8 @@ import { open, type RootDatabase } from 'lmdb';
 import { lmdbFileProblem } from './file-check.js';
 import type { ConversationStore, StoredMessage, StoreWrite } from '../core/conversation-store.js';
 import { DISK_MESSAGES_DEFAULT, historyBefore, trimWindow, type Key } from './disk-window.js';
+import { DiskDigests } from './disk-digest.js';
+import { DiskHistory } from './disk-history.js';
 
 export { DISK_MESSAGES_DEFAULT } from './disk-window.js';
 
@@ -82,12 +84,14 @@ export class DiskStore {
   /** The last commit failed (disk full, I/O error): writes are refused until one succeeds. */
   private failing: Error | null = null;
   readonly counters = { writes: 0, failures: 0 };
+  /** The digest per room of its message and delete records (the disk's catch-up compares them). */
+  readonly digests: DiskDigests;
+  /** The history beyond memory's window: the disk's catch-up, and what memory cannot answer. */
+  readonly history: DiskHistory;
 
   /**
    * Opens (or creates) the store in `dir`. Once a store was opened there (a marker file says
    * so), a missing or cut store file is damage, not a first start: refused.
-   */
-  /**
    * `maxBytes` (MAX_DISK_BYTES): over it, compact() removes the least recently active conversations.
    * `maxMessages`: the disk's window per conversation (never smaller than memory's).
    */
@@ -111,6 +115,8 @@ export class DiskStore {
     } catch (err) {
       throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
     }
+    this.digests = new DiskDigests((key) => this.db.get(key) !== undefined);
+    this.history = new DiskHistory(this.db, this.digests, (key, value) => this.keep(key, value));
     if (!existed) writeFileSync(marker, 'chatmesh store: store.mdb holds the record of this instance\n');
   }
 
@@ -147,6 +153,7 @@ export class DiskStore {
    */
   private put(key: Key, value: Buffer): void {
     const raw = this.db.put(key, value);
+    this.digests.put(key, raw);
     // The puts of one commit share lmdb's promise: the one held for it covers this one too.
     if (raw === this.lastRaw && this.last) return;
     this.lastRaw = raw;
@@ -169,6 +176,21 @@ export class DiskStore {
     p.then(settled, settled); // a caller that waits sees a failure; an unawaited one is no crash
     put.catch(() => {});
     this.last = p;
+  }
+
+  /** Removes one record (in the next commit). */
+  private remove(key: Key): void {
+    const raw = this.db.remove(key);
+    this.digests.remove(key, raw);
+    raw.catch(() => {});
+  }
+
+  /** Records one write the store did not take (see DiskHistory.keepOlder); the promise of its commit. */
+  private keep(key: Key, value: Buffer): Promise<void> {
+    this.touched.add(key[0]);
+    this.put(key, value);
+    this.counters.writes++;
+    return this.last!;
   }
 
   /** Told when writes start failing (with the cause) and when they are taken again (null). */
@@ -206,6 +228,7 @@ export class DiskStore {
         if (key[1] === 'horizon') store.horizon = Number(value.toString());
         continue; // the probe, the horizon
       }
+      this.digests.loaded(key);
       store.apply(JSON.parse(value.toString('utf8')) as StoreWrite, 'catch-up');
       n++;
     }
@@ -246,8 +269,12 @@ export class DiskStore {
     this.touched.clear();
     for (const room of rooms) {
       if (!store.has(room)) {
-        for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) this.db.remove(key).catch(() => {});
-      } else trimWindow(this.db, room, this.maxMessages);
+        for (const key of this.db.getKeys({ start: [room], end: [room, '\uffff'] })) this.remove(key);
+      } else trimWindow(this.db, room, this.maxMessages, (key) => this.remove(key));
+    }
+    if (this.digests.stale && !this.failing && this.digests.idle) {
+      this.digests.clear(); // a commit failed: count again what is on disk
+      for (const key of this.db.getKeys()) this.digests.loaded(key);
     }
   }
 

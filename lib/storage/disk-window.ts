@@ -23,23 +23,24 @@ function placed(value: Buffer): Placed {
   return w;
 }
 
-const messages = (room: string) => ({ start: [room, 'm:'] as Key, end: [room, 'm:\uffff'] as Key });
-const edits = (room: string) => ({ start: [room, 'e:'] as Key, end: [room, 'e:\uffff'] as Key });
-const deletes = (room: string) => ({ start: [room, 't:'] as Key, end: [room, 't:\uffff'] as Key });
+/** The key ranges of a room's messages, of its edits and of its deletes. */
+export const messages = (room: string) => ({ start: [room, 'm:'] as Key, end: [room, 'm:\uffff'] as Key });
+export const edits = (room: string) => ({ start: [room, 'e:'] as Key, end: [room, 'e:\uffff'] as Key });
+export const deletes = (room: string) => ({ start: [room, 't:'] as Key, end: [room, 't:\uffff'] as Key });
 
-/** Keeps the newest `max` messages of a room, with their deletes (and no delete older than them). */
-export function trimWindow(db: RootDatabase<Buffer, Key>, room: string, max: number): void {
+/** Keeps the newest `max` messages of a room, with their deletes (and no delete older than them); removes with `remove`. */
+export function trimWindow(db: RootDatabase<Buffer, Key>, room: string, max: number, remove: (key: Key) => void): void {
   const over = db.getKeysCount(messages(room)) - max;
   if (over <= 0) return;
   const held = [...db.getRange(messages(room))].map(({ value }) => placed(value)).sort(compare);
   for (const m of held.slice(0, over)) {
-    db.remove([room, 'm:' + m.id]).catch(() => {});
-    db.remove([room, 't:' + m.id]).catch(() => {});
-    db.remove([room, 'e:' + m.id]).catch(() => {});
+    remove([room, 'm:' + m.id]);
+    remove([room, 't:' + m.id]);
+    remove([room, 'e:' + m.id]);
   }
   const oldest = held[over];
   for (const { key, value } of db.getRange(deletes(room))) {
-    if (compare(placed(value), oldest) < 0) db.remove(key).catch(() => {});
+    if (compare(placed(value), oldest) < 0) remove(key);
   }
 }
 

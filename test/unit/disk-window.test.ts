@@ -13,6 +13,7 @@ describe('disk window (DATA_DIR)', () => {
   let dir = '';
   let db: RootDatabase<Buffer, Key>;
   const put = (key: Key, value: object) => db.put(key, Buffer.from(JSON.stringify(value)));
+  const remove = (key: Key) => void db.remove(key);
   const message = (id: string, ts: number, text = `t${id}`) => put(['r', 'm:' + id], { type: 'message', id, room: 'r', user: 'u', text, ts });
 
   beforeEach(() => {
@@ -33,10 +34,10 @@ describe('disk window (DATA_DIR)', () => {
 
   it('keeps the newest `max` by (timestamp, id), with their deletes, and drops deletes older than the window', async () => {
     await Promise.all([message('a', 30), message('b', 10), message('c', 20), message('e', 40), put(['r', 't:b'], { type: 'deleted', room: 'r', id: 'b', ts: 10, at: 'x' }), put(['r', 't:q'], { type: 'deleted', room: 'r', id: 'q', ts: 5, at: 'x' }), put(['r', 't:e'], { type: 'deleted', room: 'r', id: 'e', ts: 40, at: 'x' })]);
-    trimWindow(db, 'r', 2);
+    trimWindow(db, 'r', 2, remove);
     await db.flushed;
     expect([...db.getKeys({ start: ['r'], end: ['r', '\uffff'] })].map((k) => k[1])).to.deep.equal(['m:a', 'm:e', 't:e']);
-    trimWindow(db, 'r', 2); // within the window: nothing to do
+    trimWindow(db, 'r', 2, remove); // within the window: nothing to do
     await db.flushed;
     expect(historyBefore(db, 'r', null).map((m) => m.id)).to.deep.equal(['a']);
   });
