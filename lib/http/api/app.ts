@@ -20,6 +20,8 @@ import { ApiError, invalid, notFound, sendError, unsupportedMediaType } from './
 import { addIdentityHook } from './identity.js';
 import { registerRoutes } from './routes/index.js';
 
+type OpenApiPaths = { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
+
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 export interface RestApi {
@@ -73,7 +75,22 @@ export async function createRestApi(server: http.Server, deps: ApiDeps): Promise
     }
   });
   answerUnmatched(app);
+  // @fastify/swagger marks every request body required; a route with config.body 'optional' is not.
+  const optionalBodies = new Set<string>();
+  app.addHook('onRoute', (route) => {
+    if (route.config?.body !== 'optional') return;
+    for (const method of [route.method].flat()) optionalBodies.add(`${method.toLowerCase()} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
+  });
   await app.register(swagger, {
+    transformObject: (documents) => {
+      const doc = (documents as { openapiObject: OpenApiPaths }).openapiObject;
+      for (const [path, operations] of Object.entries(doc.paths ?? {})) {
+        for (const [method, operation] of Object.entries(operations)) {
+          if (optionalBodies.has(`${method} ${path}`) && operation.requestBody) operation.requestBody.required = false;
+        }
+      }
+      return doc;
+    },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'chatmesh REST API', version: VERSION, description: 'Conversations over a brokerless chat mesh. Errors are {"error":{"code","message"}}.' },
