@@ -10,17 +10,14 @@
  */
 import type http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import { ApiErrorCode } from '../../errors.js';
 import { forbiddenKey } from '../../protocol/forbidden-keys.js';
-import { VERSION } from '../../version.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, invalid, notFound, sendError, unsupportedMediaType } from './errors.js';
 import { addIdentityHook } from './identity.js';
+import { OpenApiDocument } from './openapi-doc.js';
 import { registerRoutes } from './routes/index.js';
-
-type OpenApiPaths = { paths?: Record<string, Record<string, { requestBody?: { required?: boolean } }>> };
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -75,29 +72,8 @@ export async function createRestApi(server: http.Server, deps: ApiDeps): Promise
     }
   });
   answerUnmatched(app);
-  // @fastify/swagger marks every request body required; a route with config.body 'optional' is not.
-  const optionalBodies = new Set<string>();
-  app.addHook('onRoute', (route) => {
-    if (route.config?.body !== 'optional') return;
-    for (const method of [route.method].flat()) optionalBodies.add(`${method.toLowerCase()} ${route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`);
-  });
-  await app.register(swagger, {
-    transformObject: (documents) => {
-      const doc = (documents as { openapiObject: OpenApiPaths }).openapiObject;
-      for (const [path, operations] of Object.entries(doc.paths ?? {})) {
-        for (const [method, operation] of Object.entries(operations)) {
-          if (optionalBodies.has(`${method} ${path}`) && operation.requestBody) operation.requestBody.required = false;
-        }
-      }
-      return doc;
-    },
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'chatmesh REST API', version: VERSION, description: 'Conversations over a brokerless chat mesh. Errors are {"error":{"code","message"}}.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-    },
-  });
-  registerRoutes(app, deps);
+  const openApi = new OpenApiDocument(app);
+  registerRoutes(app, deps, openApi);
   await app.ready();
   if (handle === null) throw new Error('fastify did not call serverFactory');
   return { handle, close: () => app.close() };
