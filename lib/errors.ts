@@ -67,6 +67,10 @@ export const ApiErrorCode = {
   MethodNotAllowed: 'method_not_allowed',
   BadJson: 'bad_json',
   InvalidField: 'invalid_field',
+  /** 400: a paging cursor (before/after) that is no message id. */
+  InvalidCursor: 'invalid_cursor',
+  /** 404: a paging cursor naming a message the conversation does not hold. */
+  CursorNotFound: 'cursor_not_found',
   UnsupportedMediaType: 'unsupported_media_type',
   PayloadTooLarge: 'payload_too_large',
   OutsideHistory: 'outside_history',

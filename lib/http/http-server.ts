@@ -27,7 +27,7 @@ export interface HttpRoutes {
   metricsToken?: string;
   /** GET /mesh/state (its own access rules: mesh-state-api.ts). */
   meshState?: (req: IncomingMessage, res: ServerResponse) => void;
-  /** Requests under /api/. */
+  /** Requests under /api/ (fastify's handler: lib/http/api/app.ts). */
   api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
   upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
