@@ -22,6 +22,8 @@ export const ClientErrorCode = {
   Forbidden: 'forbidden',
   /** DATA_DIR cannot take writes now (disk full, I/O error): the write is not acknowledged. */
   StorageUnavailable: 'storage_unavailable',
+  /** A read cursor (or an edit) names a message the room does not hold (or holds deleted). */
+  UnknownMessage: 'unknown_message',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

@@ -23,6 +23,8 @@ export interface LinkIdentity {
   /** Who dialled this link: decides which of two simultaneous links survives. */
   dialerId: string;
   direction: 'in' | 'out';
+  /** The peer takes the support desk's writes (it announced `desk` in the handshake). */
+  desk?: boolean;
 }
 
 export interface Link extends LinkIdentity, EventEmitter<LinkEvents> {

@@ -19,6 +19,7 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
+  readonly desk: boolean;
   lastSeen = Date.now();
   rttMs: number | null = null;
   private lastTick = Date.now();
@@ -36,6 +37,7 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
     this.address = identity.address;
     this.dialerId = identity.dialerId;
     this.direction = identity.direction;
+    this.desk = identity.desk === true;
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
     ws.on('close', this.onClose);

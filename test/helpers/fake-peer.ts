@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { proofFor } from '../../lib/links/auth.js';
-import { DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
+import { DESK_CAPABILITY, DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
 import type { Instance } from './instance.js';
 import { poll, withTimeout } from './wait.js';
 
@@ -21,6 +21,8 @@ export interface FakePeerOptions {
   version?: number;
   /** Speak the previous handshake (no `df`: the acceptor proves first), as a node not yet upgraded. */
   oldProtocol?: boolean;
+  /** Announce `desk` (the support desk's writes) as a current node does; without it, the fake is a node of before. */
+  desk?: boolean;
 }
 
 const open = new Set<FakePeer>();
@@ -52,7 +54,7 @@ export class FakePeer {
     open.add(peer);
     await withTimeout(once(ws, 'open'), 3000, 'a WebSocket to /_mesh');
     const nonce = randomBytes(18).toString('base64url');
-    const df = options.oldProtocol ? {} : { df: DIALER_FIRST };
+    const df = { ...(options.oldProtocol ? {} : { df: DIALER_FIRST }), ...(options.desk ? { desk: DESK_CAPABILITY } : {}) };
     ws.send(JSON.stringify({ t: 'hello', v: options.version ?? PEER_PROTOCOL_VERSION, id, inc: options.incarnation ?? `inc-${id}`, port: options.port ?? 1, nonce, ...df }));
     const welcome = await peer.frame(0);
     if (welcome.t !== 'welcome') throw new Error(`expected a welcome, got ${JSON.stringify(welcome)}`);

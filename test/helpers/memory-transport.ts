@@ -15,6 +15,8 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
+  /** Every memory node speaks the current protocol, the desk's writes included. */
+  readonly desk = true;
   lastSeen = Date.now();
   rttMs: number | null = null;
   /** Frames sent on this end, in order (for assertions). */
