@@ -14,8 +14,7 @@ import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
 import { CreationLimiter } from './core/creation-limiter.js';
 import { ConversationStore } from './core/conversation-store.js';
-import { ConversationsApi } from './http/conversations-api.js';
-import { REVOCATIONS_PATH, RevocationsApi } from './http/revocations-api.js';
+import { createRestApi, type RestApi } from './http/api/app.js';
 import { Revocations } from './replication/revocations.js';
 import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
@@ -66,8 +65,8 @@ export class ChatNode {
   private _sync: SyncChannel | null = null;
   private _store: ConversationStore | null = null;
   private startedAt = 0;
-  private _api: ConversationsApi | null = null;
-  private _revocationsApi: RevocationsApi | null = null;
+  /** /api/* (fastify, mounted in this.server). */
+  private _restApi: RestApi | null = null;
   private _revocations: Revocations | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
@@ -142,10 +141,7 @@ export class ChatNode {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
       ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
-      api: (req, res, path) => {
-        if (path === REVOCATIONS_PATH) return this._revocationsApi ? this._revocationsApi.handle(req, res) : res.destroy();
-        return this._api ? this._api.handle(req, res, path) : res.destroy();
-      },
+      api: (req, res) => (this._restApi ? this._restApi.handle(req, res) : res.destroy()),
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
         ...(separateMeshPort ? {} : { [MESH_PATH]: meshUpgrade }),
@@ -192,8 +188,10 @@ export class ChatNode {
     const verifier = this.auth.mode === 'jwt' ? new TokenVerifier(this.auth, { revocations: table }) : null;
     const horizon = this.auth.maxTokenLifetimeSec + this.auth.clockToleranceSec + 60;
     this._revocations = new Revocations(table, this._mesh, this._sync, { maxHorizonSec: horizon }, this.log);
-    this._revocationsApi = new RevocationsApi(verifier, this._revocations, this.auth);
-    this._api = new ConversationsApi(o, store, this._replicator, creations, verifier, this._disk);
+    this._restApi = await createRestApi(this.server, {
+      options: o, store, replicator: this._replicator, creations, verifier, disk: this._disk, revocations: this._revocations, auth: this.auth,
+      onInternalError: (err) => this.log.error('REST: internal error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    });
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
@@ -258,6 +256,7 @@ export class ChatNode {
     })();
     await Promise.race([steps, deadline]);
     await Promise.all([closeServer(this.server), closeServer(this.meshServer)]);
+    await this._restApi?.close().catch(() => {});
     await this._disk?.close().catch(() => {});
     this.unlock?.();
     this.state = 'closed';

@@ -25,7 +25,7 @@ export interface HttpRoutes {
   metrics?: () => MetricsSource | null;
   /** METRICS_TOKEN: /metrics answers 401 without `Authorization: Bearer <it>`. */
   metricsToken?: string;
-  /** Requests under /api/. */
+  /** Requests under /api/ (fastify's handler: lib/http/api/app.ts). */
   api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
   upgrades: Record<string, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>;

@@ -1,0 +1,90 @@
+/**
+ * Conversations:
+ *   POST /api/conversations        → 201 {id}, Location (a service may create one for a customer: `owner`)
+ *   GET  /api/conversations/:id    → 200 {id, messages} in (timestamp, id) order
+ * With AUTH=jwt a customer sees only the conversations it owns (another's is 404, so ids
+ * cannot be probed); agents and services see all.
+ */
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Identity } from '../../../auth/index.js';
+import type { ConversationStore } from '../../../core/conversation-store.js';
+import { ApiErrorCode } from '../../../errors.js';
+import type { ApiDeps } from '../deps.js';
+import { ApiError, invalid, notFound } from '../errors.js';
+import { errors, idParam, messageSchema } from '../schemas.js';
+import { commitAndWait } from '../writes.js';
+
+/** A conversation this identity may see (a customer: its own); else 404, as if it did not exist. */
+export function visible(store: ConversationStore, id: string, who: Identity | null): void {
+  if (!store.has(id) || (who?.role === 'customer' && store.ownerOf(id) !== who.sub)) throw notFound('no such conversation');
+}
+
+export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { store, replicator, creations, disk } = deps;
+
+  app.route({
+    method: 'POST',
+    url: '/api/conversations',
+    config: { body: 'optional' },
+    schema: {
+      summary: 'Create a conversation',
+      security: [{ bearer: [] }],
+      body: {
+        type: 'object',
+        properties: { owner: { type: 'string', description: 'AUTH=jwt, service role: the customer (token sub) who owns it. Ignored for other roles.' } },
+      },
+      response: {
+        201: { description: 'Created (Location: /api/conversations/:id)', type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string' } } },
+        ...errors(400, 401, 413, 415, 429, 503, 507),
+      },
+    },
+    handler: async (request, reply) => {
+      const who = request.identity;
+      const body = request.body as { owner?: string };
+      // A customer's conversation is its own; a service may create one for a customer (`owner`).
+      let owner = who?.role === 'customer' ? who.sub : undefined;
+      if (who?.role === 'service' && body.owner !== undefined) {
+        if (body.owner === '' || body.owner.length > 128 || !body.owner.isWellFormed()) throw invalid('owner must be a user id (1 to 128 characters)');
+        owner = body.owner;
+      }
+      const waitMs = creations.take(request.raw.socket.remoteAddress ?? 'unknown');
+      if (waitMs > 0) {
+        const seconds = Math.ceil(waitMs / 1000);
+        throw new ApiError(429, ApiErrorCode.RateLimited, `too many new conversations from this address: try again in ${seconds} s`, { 'retry-after': String(seconds) });
+      }
+      const id = randomBytes(12).toString('base64url');
+      await commitAndWait(replicator, { type: 'created', room: id, id: store.nextId(), ...(owner !== undefined && { owner }) });
+      return reply.code(201).header('location', `/api/conversations/${id}`).send({ id });
+    },
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/api/conversations/:id',
+    schema: {
+      summary: 'A conversation and its history, oldest first',
+      security: [{ bearer: [] }],
+      params: { type: 'object', required: ['id'], properties: { id: idParam } },
+      response: {
+        200: {
+          description: 'The conversation',
+          type: 'object',
+          required: ['id', 'messages'],
+          additionalProperties: false,
+          properties: { id: { type: 'string' }, messages: { type: 'array', items: messageSchema } },
+        },
+        ...errors(400, 401, 404, 503),
+      },
+    },
+    handler: async (request) => {
+      const { id } = request.params as { id: string };
+      visible(store, id, request.identity);
+      const recent = store.history(id);
+      if (!recent) throw notFound('no such conversation');
+      // Memory holds the newest messages (and every delete among them); the disk, what is older.
+      const messages = disk ? [...disk.historyBefore(id, recent[0] ?? null), ...recent] : recent;
+      return { id, messages };
+    },
+  });
+}
