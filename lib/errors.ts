@@ -82,5 +82,9 @@ export const ApiErrorCode = {
   Forbidden: 'forbidden',
   /** 503: DATA_DIR cannot take writes now (disk full); retry later. */
   StorageUnavailable: 'storage_unavailable',
+  /** 400: a `cursor` that is not one given by the API (garbage, or from another listing). */
+  InvalidCursor: 'invalid_cursor',
+  /** 422: an Idempotency-Key already used by this caller in this conversation for another message. */
+  IdempotencyKeyReused: 'idempotency_key_reused',
   Internal: 'internal',
 } as const;
