@@ -2,10 +2,14 @@
  * The support desk over WebSocket and the mesh, on real processes (issue 13 items 2, 4, 7):
  * read receipts reach the other instance; the `desk` gate keeps the desk's writes from a peer
  * of the previous protocol (live and in catch-up) while it still gets every message; bad
- * read frames get a clear error and store nothing.
+ * read frames get a clear error and store nothing; edits made over REST reach members on the
+ * other instance and its history; a snooze ends by itself (members are told) and a
+ * customer's message reopens.
  */
 import { expect } from 'chai';
+import { connectWithHeader, mint } from '../helpers/auth.js';
 import type { Frame } from '../helpers/client.js';
+import { JWT_ENV, call, item, ok } from '../helpers/desk-api.js';
 import { FakePeer } from '../helpers/fake-peer.js';
 import { stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
@@ -96,5 +100,51 @@ describe('desk over WebSocket and the mesh', function () {
     expect(await given(current)).to.include('read');
     // The summary an old peer gets leaves the registers out of the digest, so it does not ask forever.
     expect(old.closeCode).to.equal(null);
+  });
+
+  it('edits replicate, show in the history of the other instance, reach its members; a customer edits only its own', async () => {
+    const [a, b] = await fullMesh(2, JWT_ENV);
+    const [ann, agent] = await Promise.all([mint({ sub: 'ann', role: 'customer' }), mint({ sub: 'agent-7', role: 'agent' })]);
+    const id = (await ok(call(a, 'POST', '/api/conversations', undefined, ann), 201)).id;
+    const mine = await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { content: 'helo' }, ann), 201);
+    const theirs = await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { content: 'hi ann' }, agent), 201);
+    const member = await connectWithHeader(b.url, agent);
+    clients.track(member);
+    await member.join(id, 'agent-7');
+    const edited = await ok(call(a, 'PATCH', `/api/conversations/${id}/messages/${mine.id}`, { content: 'hello' }, ann));
+    expect(edited).to.include({ id: mine.id, content: 'hello', sender: 'customer', author: 'ann' });
+    expect(edited.editedAt).to.be.a('number');
+    const frame = await member.waitFor((f: Frame) => f.type === 'edited');
+    expect(frame).to.deep.equal({ type: 'edited', room: id, id: mine.id, text: 'hello', editedAt: edited.editedAt });
+    const history = (await ok(call(b, 'GET', `/api/conversations/${id}`, undefined, agent))).messages;
+    expect(history[0]).to.deep.equal(edited);
+    expect((await call(b, 'PATCH', `/api/conversations/${id}/messages/${theirs.id}`, { content: 'changed' }, ann)).status).to.equal(403);
+    // An agent may edit any; a delete beats an edit.
+    await ok(call(b, 'PATCH', `/api/conversations/${id}/messages/${theirs.id}`, { content: 'hi Ann!' }, agent));
+    expect((await call(b, 'DELETE', `/api/conversations/${id}/messages/${theirs.id}`, undefined, agent)).status).to.equal(204);
+    expect((await call(b, 'PATCH', `/api/conversations/${id}/messages/${theirs.id}`, { content: 'again' }, agent)).status).to.equal(404);
+    await poll(async () => (await ok(call(a, 'GET', `/api/conversations/${id}`, undefined, agent))).messages.length === 1, { what: 'the delete on A' });
+  });
+
+  it('a snooze ends by itself (members are told); a customer\'s message reopens a resolved conversation', async () => {
+    const [a, b] = await fullMesh(2);
+    const id = (await ok(call(a, 'POST', '/api/conversations'), 201)).id;
+    await poll(async () => (await item(b, id)) !== undefined, { what: 'the conversation on B' });
+    const member = await clients.connect(b);
+    await member.join(id, 'watcher');
+    const until = Date.now() + 1500;
+    const snoozed = await ok(call(a, 'PATCH', `/api/conversations/${id}`, { status: 'snoozed', snoozedUntil: until }));
+    expect(snoozed).to.include({ status: 'snoozed', snoozedUntil: until });
+    expect((await ok(call(b, 'GET', '/api/conversations?status=snoozed'))).items.map((i: any) => i.id)).to.deep.equal([id]);
+    const woke = await member.waitFor((f) => f.type === 'conversation' && f.status === 'open', 5000, 'the end of the snooze');
+    expect(Date.now()).to.be.at.least(until);
+    expect(woke).to.not.have.property('snoozedUntil');
+    expect((await item(b, id)).status).to.equal('open');
+
+    await ok(call(b, 'PATCH', `/api/conversations/${id}`, { status: 'resolved' }));
+    await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'agent', content: 'closing note' }), 201);
+    expect((await item(a, id)).status).to.equal('resolved');
+    await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'one more thing' }), 201);
+    await poll(async () => (await item(b, id)).status === 'open', { what: 'the reopening on B' });
   });
 });
