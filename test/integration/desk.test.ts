@@ -11,16 +11,21 @@ import { connectWithHeader, mint } from '../helpers/auth.js';
 import type { Frame } from '../helpers/client.js';
 import { JWT_ENV, call, item, ok } from '../helpers/desk-api.js';
 import { FakePeer } from '../helpers/fake-peer.js';
-import { stopAll } from '../helpers/instance.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Instance, freePort, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
 
 const clients = new ClientPool();
+const dirs: string[] = [];
 
 afterEach(async () => {
   FakePeer.closeAll();
   await clients.closeAll();
   await stopAll();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 const isText = (text: string) => (f: Frame) => f.type === 'message' && f.text === text;
@@ -146,5 +151,26 @@ describe('desk over WebSocket and the mesh', function () {
     expect((await item(a, id)).status).to.equal('resolved');
     await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'one more thing' }), 201);
     await poll(async () => (await item(b, id)).status === 'open', { what: 'the reopening on B' });
+  });
+  it('DATA_DIR: the desk\'s state (status, assignee, metadata, read cursors, edits) survives kill -9', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'desk-disk-'));
+    dirs.push(dir);
+    const port = await freePort();
+    const env = { DATA_DIR: dir, LOG_LEVEL: 'info' };
+    let a = await Instance.start({ port, env });
+    const id = (await ok(call(a, 'POST', '/api/conversations'), 201)).id;
+    const m = await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'first' }), 201);
+    await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'agent', content: 'second' }), 201);
+    await ok(call(a, 'PATCH', `/api/conversations/${id}`, { status: 'pending', assignee: 'agent-1', metadata: { tier: 2 } }));
+    await ok(call(a, 'PATCH', `/api/conversations/${id}/messages/${m.id}`, { content: 'first, edited' }));
+    await ok(call(a, 'POST', `/api/conversations/${id}/read`, { upTo: m.id, user: 'agent' }));
+    const before = { item: await item(a, id), history: (await ok(call(a, 'GET', `/api/conversations/${id}`))).messages };
+    await a.kill();
+    a = await Instance.start({ port, env });
+    expect(await item(a, id)).to.deep.equal(before.item);
+    expect((await ok(call(a, 'GET', `/api/conversations/${id}`))).messages).to.deep.equal(before.history);
+    expect(before.history[0]).to.include({ content: 'first, edited' });
+    // The read cursor came back too: moving it to the same place changes nothing.
+    expect(await ok(call(a, 'POST', `/api/conversations/${id}/read`, { upTo: m.id, user: 'agent' }))).to.deep.equal({ user: 'agent', upTo: m.id });
   });
 });
