@@ -17,19 +17,20 @@ try {
   }
   throw err;
 }
-const { ChatNode, optionsFromEnv, authOptionsFromEnv, metricsTokenFromEnv, tlsOptionsFromEnv, ConfigError, runClusterPrimary, ClusterSiblings, createLogger } = lib;
+const { ChatNode, optionsFromEnv, authOptionsFromEnv, metricsTokenFromEnv, webhookOptionsFromEnv, tlsOptionsFromEnv, ConfigError, runClusterPrimary, ClusterSiblings, createLogger } = lib;
 
 function fail(message) {
   console.error(`chatmesh: ${message}`);
   process.exit(1);
 }
 
-let options, auth, metricsToken, tls;
+let options, auth, metricsToken, webhook, tls;
 try {
   options = optionsFromEnv(process.env);
   // AUTH, JWT_*, JWKS_*: checked here, so a bad value stops start-up naming the variable.
   auth = authOptionsFromEnv(process.env);
   metricsToken = metricsTokenFromEnv(process.env);
+  webhook = webhookOptionsFromEnv(process.env);
   tls = tlsOptionsFromEnv(process.env);
 } catch (err) {
   if (err instanceof ConfigError) fail(`bad configuration: ${err.message}`);
@@ -57,6 +58,7 @@ try {
   node = new ChatNode(options, {
     auth,
     metricsToken,
+    webhook,
     tls,
     extraPeerSources: isWorker ? ({ id, meshPort }) => [new ClusterSiblings(meshPort, id)] : undefined,
   });

@@ -83,7 +83,9 @@ class Instance {
     this.warnings = 0; // log lines (at LOG_LEVEL=warn: warnings and errors)
     this.linesAtLinked = 0; // ... of which printed before the cluster was linked (the start-up notices)
     this.exitCode = undefined;
-    this.child = spawn(process.execPath, [SERVER], {
+    // BENCH_NODE_ARGS: extra node flags for the servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.child = spawn(process.execPath, [...nodeArgs, SERVER], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// npm run bench [-- --scenario S1,S3] [--duration N] [--json]
-// Starts a fresh two-instance chatmesh cluster for each scenario, drives it with WebSocket
+// npm run bench [-- --scenario S1,S3] [--duration N] [--instances 2,4,8] [--json]
+// Starts a fresh chatmesh cluster (two instances unless --instances says) for each scenario, drives it with WebSocket
 // clients from this process, prints the figures, and exits 1 if any delivery was lost or
 // duplicated (or a scenario failed). See bench/README.md.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,12 +25,14 @@ const SCENARIOS = [
 const USAGE = `usage: npm run bench [-- OPTIONS]
   --scenario S1,S3   scenarios to run (default: ${SCENARIOS.map((s) => s.id).join(',')})
   --duration N       seconds measured per traffic scenario (default 10; warm-up stays 2 s)
+  --instances 2,4,8  cluster sizes: each scenario runs once per size, the same total load
+                     spread over the instances (default 2); prints a scaling table
   --json             also print one JSON line per scenario
   --help             this text
 scenarios: ${SCENARIOS.map((s) => `${s.id} ${s.name}`).join('; ')}`;
 
 function parseArgs(argv) {
-  const opts = { scenarios: SCENARIOS.map((s) => s.id), duration: null, json: false };
+  const opts = { scenarios: SCENARIOS.map((s) => s.id), duration: null, json: false, instances: [2] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -53,6 +55,13 @@ function parseArgs(argv) {
         const d = Number(v);
         if (!Number.isFinite(d) || d <= 0 || d > 3600) usageError(`--duration must be a number of seconds > 0, not ${v}`);
         opts.duration = d;
+        break;
+      }
+      case '--instances': {
+        const v = value();
+        const sizes = v.split(',').map((x) => Number(x.trim()));
+        if (!sizes.length || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) usageError(`--instances takes cluster sizes from 1 to 16, like 2,4,8, not ${v}`);
+        opts.instances = sizes;
         break;
       }
       case '--json':
@@ -106,8 +115,7 @@ const pair = (a, b, f) => `${f(a)} / ${f(b)}`;
 
 function table(rows) {
   const head = ['scenario', 'clients', 'msgs/s', 'deliveries/s', 'p50 ms same / cross', 'p99 ms same / cross', 'CPU ms/1k deliv', 'lost', 'dup', 'RSS KiB/conn per instance'];
-  const body = rows.map(({ spec, r, error }) => {
-    const label = `${spec.id} ${spec.name}`;
+  const body = rows.map(({ spec, r, error, label }) => {
     if (error) return [label, int(spec.clients), 'FAILED', '', '', '', '', '', '', String(error.message || error).split('\n')[0].slice(0, 100)];
     const idle = spec.idle;
     return [
@@ -155,6 +163,17 @@ function summaryLines(spec, r) {
   return out;
 }
 
+/** --instances: the same scenario at each cluster size, side by side (docs/scaling.md). */
+function scalingTable(rows) {
+  const lines = ['scaling (same total load at each size)', '| scenario | instances | deliveries/s | CPU ms per 1k deliveries | cross-instance p99 ms | lost | dup |', '|---|---|---|---|---|---|---|'];
+  for (const { spec, r, error } of rows) {
+    if (spec.rest || spec.idle) continue;
+    if (error) lines.push(`| ${spec.id} | ${spec.instances} | FAILED | | | | |`);
+    else lines.push(`| ${spec.id} | ${spec.instances} | ${int(r.deliveriesPerS)} | ${r.cpuMsPer1kDeliveries == null ? '–' : r.cpuMsPer1kDeliveries.toFixed(2)} | ${ms(r.crossLatencyMs.p99)} | ${r.lost} | ${r.duplicates} |`);
+  }
+  return lines.join('\n');
+}
+
 /** DATA_DIR beside memory only, from the same run: S2D against S2, WD against W. */
 function durableComparison(rows) {
   const get = (id) => rows.find((x) => x.spec.id === id && x.r)?.r;
@@ -174,25 +193,29 @@ function durableComparison(rows) {
 
 // ---- main
 const opts = parseArgs(process.argv.slice(2));
-const chosen = SCENARIOS.filter((s) => opts.scenarios.includes(s.id)).map((s) =>
-  s.idle || opts.duration == null ? s : { ...s, durationS: opts.duration },
+const sizes = opts.instances;
+const chosen = sizes.flatMap((n) =>
+  SCENARIOS.filter((s) => opts.scenarios.includes(s.id)).map((s) => ({
+    ...(s.idle || opts.duration == null ? s : { ...s, durationS: opts.duration }),
+    instances: n,
+  })),
 );
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 console.log(`chatmesh ${pkg.version} benchmark: node ${process.version}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log('each scenario: a fresh cluster of 2 instances (node server.js, DISCOVERY=static) on 127.0.0.1; clients in this process\n');
+console.log(`each scenario: a fresh cluster of ${sizes.join(', ')} instance(s) (node server.js, DISCOVERY=static) on 127.0.0.1; clients in this process\n`);
 
 const rows = [];
 const t0 = Date.now();
 for (const spec of chosen) {
   if (interrupted) break;
-  const label = `${spec.id} ${spec.name}`;
+  const label = `${spec.id} ${spec.name}${sizes.length > 1 || spec.instances !== 2 ? ` (${spec.instances} instances)` : ''}`;
   const note = (text) => console.error(`[${label}] ${text}`);
   let cluster = null;
   let row;
   const dataDir = spec.durable ? mkdtempSync(join(os.tmpdir(), 'chatmesh-bench-')) : null;
   try {
     const tc = Date.now();
-    cluster = await startCluster({ count: 2, env: dataDir ? (k) => ({ DATA_DIR: join(dataDir, `h${k}`) }) : {} });
+    cluster = await startCluster({ count: spec.instances, env: dataDir ? (k) => ({ DATA_DIR: join(dataDir, `h${k}`) }) : {} });
     note(`cluster up and linked on ports ${cluster.instances.map((i) => i.port).join(', ')} in ${((Date.now() - tc) / 1000).toFixed(1)} s${dataDir ? `, DATA_DIR under ${dataDir}` : ''}`);
     const r = spec.rest ? await restWrites(cluster, { seconds: spec.durationS, warmupS: spec.warmupS, concurrency: spec.concurrency, size: spec.size }) : await runScenario(spec, cluster, note);
     row = { spec, r };
@@ -204,11 +227,12 @@ for (const spec of chosen) {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
   if (interrupted) break;
+  row.label = label;
   rows.push(row);
   console.log(`${label}${row.error ? `: FAILED: ${String(row.error.message || row.error).split('\n')[0]}` : ''}`);
   if (row.r) for (const l of summaryLines(spec, row.r)) console.log(l);
   if (opts.json) {
-    const j = { scenario: spec.id, name: spec.name, ok: !!row.r && row.r.lost === 0 && row.r.duplicates === 0 };
+    const j = { scenario: spec.id, name: spec.name, instances: spec.instances, ok: !!row.r && row.r.lost === 0 && row.r.duplicates === 0 };
     if (row.r) Object.assign(j, row.r);
     else j.error = String(row.error && row.error.message ? row.error.message : row.error);
     console.log(JSON.stringify(j));
@@ -217,6 +241,7 @@ for (const spec of chosen) {
 
 console.log(`\n${table(rows.filter((x) => !x.spec.rest))}`);
 console.log(durableComparison(rows).join('\n'));
+if (sizes.length > 1) console.log(`\n${scalingTable(rows)}`);
 const ok = rows.length === chosen.length && rows.every((x) => x.r && (x.spec.rest ? x.r.errors === 0 : x.r.lost === 0 && x.r.duplicates === 0));
 console.log(`\n${ok ? 'OK' : 'FAIL'}: ${rows.length} scenario(s) in ${((Date.now() - t0) / 1000).toFixed(0)} s; ${ok ? 'no delivery lost or duplicated' : 'lost or duplicate deliveries, or a scenario failed'}`);
 process.exit(ok ? 0 : 1);

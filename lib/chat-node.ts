@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { AUTH_DEFAULTS, RevocationTable, TokenVerifier, type AuthOptions } from './auth/index.js';
 import { resolveOptions, type ChatmeshOptions } from './config.js';
 import type { TlsOptions } from './tls-options.js';
+import type { WebhookOptions } from './config-env.js';
 import { createPeerSources, type PeerSource } from './discovery/index.js';
 import { ChatGateway } from './gateway/chat-gateway.js';
 import { CreationLimiter } from './core/creation-limiter.js';
@@ -20,6 +21,8 @@ import { createHttpServer } from './http/http-server.js';
 import { createNodeMetrics } from './http/metrics.js';
 import type { Registry } from 'prom-client';
 import { healthCheck, type HealthReport } from './http/health.js';
+import { MeshStateApi } from './http/mesh-state-api.js';
+import { MeshStateView } from './http/mesh-state.js';
 import { Replicator } from './replication/replicator.js';
 import { ClusterPresence } from './replication/cluster-presence.js';
 import { SyncChannel } from './replication/sync-channel.js';
@@ -29,6 +32,7 @@ import { Mesh } from './mesh/mesh.js';
 import { MESH_PATH } from './links/handshake-frames.js';
 import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
+import { Webhooks } from './webhooks/webhooks.js';
 import { keptNodeId, lockDataDir } from './storage/data-dir.js';
 import { DISK_MESSAGES_DEFAULT, DiskStore } from './storage/disk-store.js';
 
@@ -41,6 +45,8 @@ export interface ChatNodeDeps {
   auth?: AuthOptions;
   /** METRICS_TOKEN: /metrics needs it as a Bearer token. */
   metricsToken?: string;
+  /** WEBHOOK_URL and WEBHOOK_SECRET (webhookOptionsFromEnv, or resolveWebhookOptions); unset: no webhooks. */
+  webhook?: WebhookOptions;
   /** MESH_TLS_* (peer links over mutual TLS, on a MESH_PORT of their own) and TLS_* (clients). */
   tls?: TlsOptions;
 }
@@ -68,8 +74,10 @@ export class ChatNode {
   /** /api/* (fastify, mounted in this.server). */
   private _restApi: RestApi | null = null;
   private _revocations: Revocations | null = null;
+  private _meshState: MeshStateApi | null = null;
   /** This node's Prometheus registry (GET /metrics); never the global one. */
   private _metrics: Registry | null = null;
+  private _webhooks: Webhooks | null = null;
   private _port = 0;
   private _meshPort = 0;
   /** With DATA_DIR: the record on disk, and the release of the directory's lock. */
@@ -141,6 +149,7 @@ export class ChatNode {
       health: () => this.healthCheck(),
       metrics: () => this._metrics,
       ...(this.deps.metricsToken !== undefined && { metricsToken: this.deps.metricsToken }),
+      meshState: (req, res) => (this._meshState ? this._meshState.handle(req, res) : res.destroy()),
       api: (req, res) => (this._restApi ? this._restApi.handle(req, res) : res.destroy()),
       upgrades: {
         '/': (req, socket, head) => (this._gateway ? this._gateway.handleUpgrade(req, socket, head) : socket.destroy()),
@@ -163,7 +172,8 @@ export class ChatNode {
       this._meshPort = this._port;
     }
 
-    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }) });
+    this._transport = new WsTransport({ ...o, nodeId: this.id, incarnation: this.incarnation, meshPort: this._meshPort, ...(tls?.mesh && { tls: tls.mesh }),
+      load: () => ({ connections: this._gateway?.connectionCount ?? 0, rooms: this._gateway?.roomCount ?? 0 }) });
     this._mesh = new Mesh({ ...o, nodeId: this.id }, this._transport, this.log);
     const store = (this._store = new ConversationStore(o, this.id));
     if (this._disk) {
@@ -195,7 +205,10 @@ export class ChatNode {
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
-    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
+    if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log);
+    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence, webhooks: this._webhooks });
+    const meshView = new MeshStateView({ nodeId: this.id, detectionMs: o.peerTimeoutMs, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
+    this._meshState = new MeshStateApi(meshView, verifier, this.deps.metricsToken);
     this._replicator.start();
     this._revocations.start();
     this._revocations.on('revoked', () => this._gateway?.closeRevoked(table));
@@ -249,6 +262,7 @@ export class ChatNode {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
       this._replicator?.close();
+      this._webhooks?.close();
       this._revocations?.close();
       this._presence?.close();
       this._sync?.close();

@@ -130,3 +130,65 @@ export function metricsTokenFromEnv(env: NodeJS.ProcessEnv = process.env): strin
   if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(raw)) throw new ConfigError('METRICS_TOKEN', 'must be a Bearer token (letters, digits and -._~+/)');
   return raw;
 }
+
+/** WEBHOOK_URL and WEBHOOK_SECRET, with the bounds of delivery (lib/webhooks/). */
+export interface WebhookOptions {
+  /** Where every event is POSTed: http or https. `WEBHOOK_URL`. */
+  url: string;
+  /** Key of the X-Chatmesh-Signature HMAC; unset: no signature. `WEBHOOK_SECRET`. */
+  secret: string | undefined;
+  /** Events waiting (for a request slot or a retry) at most; over it the oldest is dropped. @default 10000 */
+  maxQueue: number;
+  /** Requests under way at once. @default 4 */
+  concurrency: number;
+  /** One request's deadline. @default 5000 */
+  timeoutMs: number;
+  /** An event is retried (network errors, 5xx, 429) until this long after it was born. @default 10 min */
+  retryForMs: number;
+  /** First retry delay; each next one doubles, up to retryMaxMs, with jitter. @default 1000 */
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+export const WEBHOOK_DEFAULTS: Omit<WebhookOptions, 'url' | 'secret'> = Object.freeze({
+  maxQueue: 10_000,
+  concurrency: 4,
+  timeoutMs: 5000,
+  retryForMs: 10 * 60_000,
+  retryBaseMs: 1000,
+  retryMaxMs: 60_000,
+});
+
+/** Shortest WEBHOOK_SECRET: long enough that a signature cannot be forged by guessing it. */
+export const MIN_WEBHOOK_SECRET_LENGTH = 16;
+
+/** Checks webhook options over the defaults; throws ConfigError naming WEBHOOK_URL or WEBHOOK_SECRET. */
+export function resolveWebhookOptions(input: Partial<WebhookOptions> & { url: string }): WebhookOptions {
+  let url: URL;
+  try {
+    url = new URL(input.url.trim());
+  } catch {
+    throw new ConfigError('WEBHOOK_URL', `${JSON.stringify(input.url)} is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('WEBHOOK_URL', `must be an http:// or https:// URL, not ${JSON.stringify(input.url)}`);
+  if (url.username !== '' || url.password !== '') throw new ConfigError('WEBHOOK_URL', 'must not carry credentials (use WEBHOOK_SECRET: receivers check the signature)');
+  if (input.secret !== undefined && input.secret.length < MIN_WEBHOOK_SECRET_LENGTH) {
+    throw new ConfigError('WEBHOOK_SECRET', `must be at least ${MIN_WEBHOOK_SECRET_LENGTH} characters`);
+  }
+  const merged = { ...WEBHOOK_DEFAULTS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)), url: url.href, secret: input.secret };
+  for (const key of Object.keys(WEBHOOK_DEFAULTS) as (keyof typeof WEBHOOK_DEFAULTS)[]) {
+    if (!Number.isSafeInteger(merged[key]) || merged[key] < 1) throw new ConfigError(`webhook ${key}`, 'must be a whole number of at least 1');
+  }
+  return merged;
+}
+
+/** WEBHOOK_URL (and WEBHOOK_SECRET): undefined when WEBHOOK_URL is unset; a secret without a URL is an error. */
+export function webhookOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): WebhookOptions | undefined {
+  const url = env.WEBHOOK_URL?.trim();
+  const secret = env.WEBHOOK_SECRET === '' ? undefined : env.WEBHOOK_SECRET;
+  if (url === undefined || url === '') {
+    if (secret !== undefined) throw new ConfigError('WEBHOOK_SECRET', 'is set but WEBHOOK_URL is not');
+    return undefined;
+  }
+  return resolveWebhookOptions({ url, secret });
+}

@@ -31,6 +31,7 @@ export interface PresenceChange {
 }
 
 interface OriginTable {
+  origin: string;
   version: number;
   /** `${conn}\0${room}` → member */
   members: Map<string, PresenceMember>;
@@ -52,6 +53,8 @@ export class PresenceTable {
   private readonly tables = new Map<string, OriginTable>();
   /** room → user → how many members (connections, any origin) are in the room under that name. */
   private readonly byRoom = new Map<string, Map<string, number>>();
+  /** room → origin → how many members it has there: who to send a room's transient events to. */
+  private readonly nodesByRoom = new Map<string, Map<string, number>>();
   /** Versions start at the clock so a restarted node (same id) is newer than its old self. */
   private version: number;
 
@@ -60,7 +63,7 @@ export class PresenceTable {
     now: () => number = Date.now,
   ) {
     this.version = now() * 1000;
-    this.tables.set(nodeId, { version: this.version, members: new Map() });
+    this.tables.set(nodeId, { origin: nodeId, version: this.version, members: new Map() });
   }
 
   /** A local connection joined a room; returns the new version of this node's table. */
@@ -87,7 +90,7 @@ export class PresenceTable {
     if (origin === this.nodeId) return false;
     let table = this.tables.get(origin);
     if (!table) {
-      table = { version: 0, members: new Map() };
+      table = { origin, version: 0, members: new Map() };
       this.tables.set(origin, table);
     }
     if (version <= table.version) return false;
@@ -102,11 +105,11 @@ export class PresenceTable {
     if (snapshot.origin === this.nodeId) return [];
     const current = this.tables.get(snapshot.origin);
     if (current && snapshot.version <= current.version) return [];
-    const next: OriginTable = { version: snapshot.version, members: new Map() };
+    const next: OriginTable = { origin: snapshot.origin, version: snapshot.version, members: new Map() };
     for (const m of snapshot.members) next.members.set(key(m.conn, m.room), m);
     const changes = this.diff(current?.members ?? new Map(), next.members);
     if (current) this.unindex(current);
-    for (const m of next.members.values()) this.index(m, 1);
+    for (const m of next.members.values()) this.index(next.origin, m, 1);
     this.tables.set(snapshot.origin, next);
     return changes;
   }
@@ -137,13 +140,18 @@ export class PresenceTable {
     return users ? [...users.keys()].sort() : [];
   }
 
+  /** The nodes (this one included) with at least one member in the room (from the per-room index). */
+  nodesIn(room: string): ReadonlySet<string> {
+    return new Set(this.nodesByRoom.get(room)?.keys());
+  }
+
   /** Sets a member of a table, keeping the index. */
   private put(table: OriginTable, member: PresenceMember): void {
     const k = key(member.conn, member.room);
     const old = table.members.get(k);
-    if (old) this.index(old, -1);
+    if (old) this.index(table.origin, old, -1);
     table.members.set(k, member);
-    this.index(member, 1);
+    this.index(table.origin, member, 1);
   }
 
   /** Removes a member of a table, keeping the index. */
@@ -151,24 +159,16 @@ export class PresenceTable {
     const old = table.members.get(k);
     if (!old) return;
     table.members.delete(k);
-    this.index(old, -1);
+    this.index(table.origin, old, -1);
   }
 
   private unindex(table: OriginTable): void {
-    for (const m of table.members.values()) this.index(m, -1);
+    for (const m of table.members.values()) this.index(table.origin, m, -1);
   }
 
-  private index(member: PresenceMember, delta: 1 | -1): void {
-    let users = this.byRoom.get(member.room);
-    if (!users) {
-      if (delta < 0) return;
-      users = new Map();
-      this.byRoom.set(member.room, users);
-    }
-    const n = (users.get(member.user) ?? 0) + delta;
-    if (n > 0) users.set(member.user, n);
-    else users.delete(member.user);
-    if (users.size === 0) this.byRoom.delete(member.room);
+  private index(origin: string, member: PresenceMember, delta: 1 | -1): void {
+    count(this.byRoom, member.room, member.user, delta);
+    count(this.nodesByRoom, member.room, origin, delta);
   }
 
   private diff(before: Map<string, PresenceMember>, after: Map<string, PresenceMember>): PresenceChange[] {
@@ -177,4 +177,18 @@ export class PresenceTable {
     for (const [k, m] of after) if (!before.has(k)) changes.push({ event: 'join', room: m.room, user: m.user });
     return changes;
   }
+}
+
+/** Adds delta to index[room][name], dropping what falls to zero. */
+function count(index: Map<string, Map<string, number>>, room: string, name: string, delta: 1 | -1): void {
+  let names = index.get(room);
+  if (!names) {
+    if (delta < 0) return;
+    names = new Map();
+    index.set(room, names);
+  }
+  const n = (names.get(name) ?? 0) + delta;
+  if (n > 0) names.set(name, n);
+  else names.delete(name);
+  if (names.size === 0) index.delete(room);
 }

@@ -14,11 +14,12 @@ import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { reopenOnCustomerMessage } from '../replication/reopen.js';
 import type { ClientConnection } from './client-connection.js';
+import { encodeTextFrame } from './text-frame.js';
 
 /** The gateway as the commands see it. */
 export interface CommandGateway {
   readonly rooms: RoomRegistry<ClientConnection>;
-  readonly counters: { messagesIn: number };
+  readonly counters: { messagesIn: number; deliveries: number };
   broadcast(room: string, event: RoomEvent, except?: ClientConnection, presence?: PresenceMeta): void;
   sendError(conn: ClientConnection, code: string, message: string): void;
 }
@@ -77,6 +78,17 @@ export class RoomCommands {
           return;
         }
         conn.send(Buffer.from(JSON.stringify({ type: 'members', room: frame.room, members: this.presence.table.members(frame.room) })));
+        return;
+      }
+      case 'typing': {
+        const user = conn.rooms.get(frame.room);
+        if (user === undefined) {
+          this.gateway.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} before typing in it`);
+          return;
+        }
+        // Over the rate: dropped silently (counted), as a client sends one per keystroke.
+        const payload = this.presence.typing.publish(frame.room, user);
+        if (payload) this.deliverToOthers(frame.room, conn, payload);
         return;
       }
       case 'message': {
@@ -218,6 +230,16 @@ export class RoomCommands {
     return Buffer.from(`${headText.slice(0, -1)},"history":[${kept.join(',')}]${more}}`);
   }
 
+
+  /** A transient event to the room's local members but its sender (other instances: through the mesh). */
+  private deliverToOthers(room: string, sender: ClientConnection, payload: Buffer): void {
+    const frame = encodeTextFrame(payload);
+    for (const member of this.gateway.rooms.members(room)) {
+      if (member === sender) continue;
+      member.sendFrame(frame, payload);
+      this.gateway.counters.deliveries++;
+    }
+  }
 
   /** Ends a membership: the registry, the presence table, and a leave event to the room. */
   leaveRoom(conn: ClientConnection, room: string, user: string): void {

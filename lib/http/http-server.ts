@@ -1,16 +1,16 @@
 /**
- * The HTTP face: routes plain requests (/health, /metrics, the chat page) and hands WebSocket upgrades to the client
+ * The HTTP face: routes plain requests (/health, /metrics, /mesh/state, the pages) and hands WebSocket upgrades to the client
  * gateway (path /) or the mesh (path /_mesh). Timeouts and header limits are set explicitly
  * against slow or hostile clients.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { SecureContextOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { ChatmeshOptions } from '../config.js';
 import { ApiErrorCode } from '../errors.js';
-import { GET_ONLY, bearerChallenge, rejectUpgrade, send } from './responses.js';
+import { GET_ONLY, bearerChallenge, rejectUpgrade, sameSecret, send } from './responses.js';
+import { MESH_STATE_PATH } from './mesh-state-api.js';
 import { serveMetrics, type MetricsSource } from './metrics.js';
 import { isChatPagePath, serveChatPage } from './chat-page.js';
 
@@ -25,6 +25,8 @@ export interface HttpRoutes {
   metrics?: () => MetricsSource | null;
   /** METRICS_TOKEN: /metrics answers 401 without `Authorization: Bearer <it>`. */
   metricsToken?: string;
+  /** GET /mesh/state (its own access rules: mesh-state-api.ts). */
+  meshState?: (req: IncomingMessage, res: ServerResponse) => void;
   /** Requests under /api/ (fastify's handler: lib/http/api/app.ts). */
   api?: (req: IncomingMessage, res: ServerResponse, path: string) => void;
   /** WebSocket upgrades, by path; any other path is refused with 404. */
@@ -82,8 +84,9 @@ function handleRequest(req: IncomingMessage, res: ServerResponse, routes: HttpRo
     }
     return void serveMetrics(req, res, routes.metrics());
   }
+  if (path === MESH_STATE_PATH && routes.meshState) return routes.meshState(req, res);
   if (routes.api && path.startsWith('/api/')) return routes.api(req, res, path);
-  // The browser page (/, /app.js, /style.css), only where clients connect: it opens ws://its-host/.
+  // The browser pages (/, /mesh and their files), only where clients connect: it opens ws://its-host/.
   if (routes.upgrades['/'] && isChatPagePath(path)) return void serveChatPage(req, res, path);
   sendJson(res, 404, { error: { code: ApiErrorCode.NotFound, message: `no route for ${req.method} ${path}` } });
 }
@@ -92,12 +95,6 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   send(res, status, JSON_TYPE, JSON.stringify(body), headers);
-}
-
-/** Compares in constant time (hashes first, so lengths leak nothing either). */
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function pathOf(req: IncomingMessage): string {

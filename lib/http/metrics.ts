@@ -13,7 +13,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { ClientErrorCode } from '../errors.js';
 import type { ChatGateway } from '../gateway/chat-gateway.js';
 import type { Mesh, PeerState } from '../mesh/mesh.js';
+import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
+import type { Webhooks } from '../webhooks/webhooks.js';
 import { GET_ONLY, send } from './responses.js';
 
 export interface NodeMetricsSources {
@@ -22,6 +24,9 @@ export interface NodeMetricsSources {
   gateway: ChatGateway;
   mesh: Mesh;
   replicator: Replicator;
+  presence: ClusterPresence;
+  /** With WEBHOOK_URL. */
+  webhooks?: Webhooks | null;
 }
 
 /** What GET /metrics needs: a prom-client Registry is one. */
@@ -90,6 +95,17 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
       for (const [code, n] of Object.entries(g.errors)) this.inc({ code }, n);
     },
   });
+
+  const typing = sources.presence.typing.counters;
+  counter('chatmesh_typing_forwarded_total', 'Typing indicators of clients of this node sent on to the room (at most one per user and room every 2 s).', () => typing.forwarded);
+  counter('chatmesh_typing_dropped_total', 'Typing indicators of clients of this node dropped: the same user had sent one to the room less than 2 s before.', () => typing.dropped);
+
+  const hooks = sources.webhooks?.counters ?? { delivered: 0, failedAttempts: 0, dropped: 0, abandoned: 0 };
+  counter('chatmesh_webhook_delivered_total', 'Webhook events the receiver (WEBHOOK_URL) answered with 2xx.', () => hooks.delivered);
+  counter('chatmesh_webhook_failed_attempts_total', 'Webhook requests that failed (network error, timeout, or not 2xx), retried or not.', () => hooks.failedAttempts);
+  counter('chatmesh_webhook_dropped_total', 'Webhook events dropped, the oldest first, because the queue was full.', () => hooks.dropped);
+  counter('chatmesh_webhook_abandoned_total', 'Webhook events given up: a final answer (4xx), or still failing when the retry time was over.', () => hooks.abandoned);
+  gauge('chatmesh_webhook_queued', 'Webhook events held: waiting, being sent, or waiting for a retry.', () => sources.webhooks?.queued ?? 0);
 
   // The mesh.
   const m = mesh.counters;

@@ -1,7 +1,9 @@
 /**
  * HTTP answers shared by the routes: refusals written on a raw socket (an upgrade refused, or
- * a request Node could not parse), the one 405 every GET-only route gives, and the writer.
+ * a request Node could not parse), the one 405 every GET-only route gives, the writer, and
+ * the constant-time check of a shared secret (METRICS_TOKEN).
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ApiErrorCode } from '../errors.js';
@@ -42,4 +44,10 @@ export function send(res: ServerResponse, status: number, contentType: string, b
   if (res.destroyed) return;
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** Compares in constant time (hashes first, so lengths leak nothing either). */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }

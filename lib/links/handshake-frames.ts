@@ -11,8 +11,8 @@
  * A node still speaks it as the dialer, to an acceptor whose welcome has no `df` (it checks
  * that proof before sending its own); as the acceptor, it answers a hello without `df` the old
  * way only when no MESH_SECRET is set (no proofs at all), and refuses it otherwise (4005).
- * `desk` (DESK_CAPABILITY) in a hello or welcome says the node takes the support desk's writes
- * (status, assignment, read cursors, edits: issue 13); a node without it is never sent them.
+ * `desk` (DESK_FEATURE) in a hello or welcome says the node takes the support desk's writes
+ * (status, assignment, read cursors, edits: issue 13) and typing; a node without it is never sent them.
  * A refusal is a close with a CloseCode (Rejected, VersionMismatch, Self, ...) and a reason.
  * After the handshake every frame on the link is a mesh envelope (lib/mesh/envelope.ts).
  */
@@ -20,11 +20,15 @@ export const PEER_PROTOCOL_VERSION = 1;
 export const MESH_PATH = '/_mesh';
 export const MESH_SUBPROTOCOL = 'chatmesh.v1';
 
-/** The value of `desk` in a hello or welcome from a node that takes the desk's writes. */
-export const DESK_CAPABILITY = 1;
-
 /** The value of `df` in a hello or welcome from a node that speaks the dialer-first order. */
 export const DIALER_FIRST = 1;
+
+/**
+ * The value of `desk` in a hello or welcome from a node that knows the support-desk frames
+ * (new store writes, typing envelopes). Always sent; a peer without it is of the previous
+ * version and is never sent those (it would count them invalid, and cut the link).
+ */
+export const DESK_FEATURE = 1;
 
 export interface HelloFrame {
   t: 'hello';
@@ -35,7 +39,7 @@ export interface HelloFrame {
   nonce: string;
   /** DIALER_FIRST from a dialer that proves first; absent from one of the previous version. */
   df?: number;
-  /** DESK_CAPABILITY from a node that takes the desk's writes. */
+  /** DESK_FEATURE from a node that knows the support-desk frames. */
   desk?: number;
 }
 export interface WelcomeFrame {
@@ -46,10 +50,10 @@ export interface WelcomeFrame {
   nonce: string;
   /** DIALER_FIRST when answering a hello with `df`: then no proof. */
   df?: number;
+  /** DESK_FEATURE from a node that knows the support-desk frames. */
+  desk?: number;
   /** The previous order only: the acceptor's proof, sent before the dialer's. */
   proof?: string;
-  /** DESK_CAPABILITY from a node that takes the desk's writes. */
-  desk?: number;
 }
 export interface AuthFrame {
   t: 'auth';

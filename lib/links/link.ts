@@ -7,6 +7,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { HandshakeError } from './handshake.js';
+import type { NodeLoad } from './heartbeat.js';
 
 export interface LinkEvents {
   frame: [data: Buffer];
@@ -23,7 +24,7 @@ export interface LinkIdentity {
   /** Who dialled this link: decides which of two simultaneous links survives. */
   dialerId: string;
   direction: 'in' | 'out';
-  /** The peer takes the support desk's writes (it announced `desk` in the handshake). */
+  /** The peer announced DESK_FEATURE in its hello or welcome (handshake-frames.ts). */
   desk?: boolean;
 }
 
@@ -32,6 +33,10 @@ export interface Link extends LinkIdentity, EventEmitter<LinkEvents> {
   readonly lastSeen: number;
   /** Last measured round-trip time, ms. */
   readonly rttMs: number | null;
+  /** The peer's clock minus ours, ms (estimated from its heartbeats); absent or null: unknown. */
+  readonly clockOffsetMs?: number | null;
+  /** The peer's clients and rooms, as its heartbeats report them; absent or null: not reported. */
+  readonly peerLoad?: NodeLoad | null;
   /** Sends one frame. A link that cannot keep up closes itself rather than buffer without bound. */
   send(frame: Buffer): void;
   /** Closes the link; 'close' is emitted once, at once or when the peer answers. */

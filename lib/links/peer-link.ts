@@ -5,12 +5,23 @@
 import { EventEmitter } from 'node:events';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode } from '../errors.js';
+import { decodeHeartbeat, encodeHeartbeat, type NodeLoad } from './heartbeat.js';
 import type { Link, LinkEvents, LinkIdentity } from './link.js';
+
+/** Clock samples kept: a few heartbeats' worth, so a changed clock shows within seconds. */
+const CLOCK_SAMPLES = 8;
+
+function keepLast(samples: number[], value: number): void {
+  samples.push(value);
+  if (samples.length > CLOCK_SAMPLES) samples.shift();
+}
 
 export interface PeerLinkOptions {
   heartbeatMs: number;
   timeoutMs: number;
   maxBufferedBytes: number;
+  /** This node's load, sent in every heartbeat ping (heartbeat.ts); without it, the clock alone. */
+  load?: () => NodeLoad;
 }
 
 export class PeerLink extends EventEmitter<LinkEvents> implements Link {
@@ -22,6 +33,13 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   readonly desk: boolean;
   lastSeen = Date.now();
   rttMs: number | null = null;
+  /** The peer's clock minus ours, ms, estimated from its pings and our round trips; null before both. */
+  clockOffsetMs: number | null = null;
+  /** What the peer's last ping said of its load; null if it does not say (an older node). */
+  peerLoad: NodeLoad | null = null;
+  /** The last few samples of the peer's clock minus ours at its pings' arrival, and of round trips (see onPing). */
+  private readonly pingDelays: number[] = [];
+  private readonly rtts: number[] = [];
   private lastTick = Date.now();
   private closed = false;
   private readonly timer: NodeJS.Timeout;
@@ -40,10 +58,11 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
     this.desk = identity.desk === true;
     ws.on('message', this.onMessage);
     ws.on('pong', this.onPong);
+    ws.on('ping', this.onPing);
     ws.on('close', this.onClose);
     ws.on('error', () => ws.terminate()); // 'close' follows and reports it
     this.timer = setInterval(this.tick, options.heartbeatMs);
-    ws.ping(String(Date.now()));
+    this.ping(Date.now());
   }
 
   get isOpen(): boolean {
@@ -79,8 +98,12 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
       this.finish(CloseCode.HeartbeatTimeout, `no sign of life for ${now - this.lastSeen} ms`);
       return;
     }
-    this.ws.ping(String(now));
+    this.ping(now);
   };
+
+  private ping(now: number): void {
+    this.ws.ping(encodeHeartbeat(now, this.options.load?.() ?? null));
+  }
 
   private readonly onMessage = (data: RawData, isBinary: boolean) => {
     this.lastSeen = Date.now();
@@ -93,9 +116,31 @@ export class PeerLink extends EventEmitter<LinkEvents> implements Link {
   private readonly onPong = (data: Buffer) => {
     const now = Date.now();
     this.lastSeen = now;
-    const sent = Number(data.toString());
-    if (Number.isFinite(sent) && sent <= now) this.rttMs = now - sent;
+    const sent = decodeHeartbeat(data)?.sentAt;
+    if (sent === undefined || sent > now) return;
+    this.rttMs = now - sent;
+    keepLast(this.rtts, this.rttMs);
+    this.updateOffset();
   };
+
+  /**
+   * The peer's ping (ws answers it): its clock then, seen here half a round trip later, gives
+   * the offset between the two clocks, the way NTP does with one timestamp fewer. A ping or a
+   * pong held up (a busy event loop, a queue) only makes its sample worse, so the best of the
+   * last few is kept: the ping that took least, plus half the shortest round trip.
+   */
+  private readonly onPing = (data: Buffer) => {
+    const beat = decodeHeartbeat(data);
+    if (!beat) return;
+    keepLast(this.pingDelays, beat.sentAt - Date.now());
+    this.peerLoad = beat.load;
+    this.updateOffset();
+  };
+
+  private updateOffset(): void {
+    if (this.pingDelays.length === 0 || this.rtts.length === 0) return;
+    this.clockOffsetMs = Math.round(Math.max(...this.pingDelays) + Math.min(...this.rtts) / 2);
+  }
 
   private readonly onClose = (code: number, reason: Buffer) => {
     this.finish(code, reason.toString());

@@ -14,6 +14,7 @@ import { MESH_PATH, MESH_SUBPROTOCOL } from './handshake-frames.js';
 import type { DialHandle, InboundHandler, LinkDone, Transport } from './link.js';
 import { Listener } from './listener.js';
 import { preAuthMaxPayload, setMaxPayload } from './payload-limit.js';
+import type { NodeLoad } from './heartbeat.js';
 import { PeerLink, type PeerLinkOptions } from './peer-link.js';
 
 export type LinkOptions = Pick<
@@ -24,6 +25,8 @@ export type LinkOptions = Pick<
   incarnation: string;
   /** The port this node takes peer links on. */
   meshPort: number;
+  /** This node's clients and rooms, told to peers in each heartbeat. */
+  load?: () => NodeLoad;
   /** MESH_TLS_*: dial wss:// showing our certificate, and take only peers whose certificate is from the CA. */
   tls?: MeshTls;
 };
@@ -51,7 +54,7 @@ export class WsTransport implements Transport {
       timeoutMs: options.peerHandshakeTimeoutMs,
       ownDials: new Map(),
     };
-    this.link = { heartbeatMs: options.peerHeartbeatMs, timeoutMs: options.peerTimeoutMs, maxBufferedBytes: options.maxPeerBufferBytes };
+    this.link = { heartbeatMs: options.peerHeartbeatMs, timeoutMs: options.peerTimeoutMs, maxBufferedBytes: options.maxPeerBufferBytes, load: options.load };
     this.listener = new Listener(this.handshake, this.link, { maxPayloadBytes: options.maxPeerPayloadBytes, maxConnections: options.maxMeshConnections });
   }
 

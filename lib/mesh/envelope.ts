@@ -12,6 +12,9 @@ export { ID_PATTERN };
 /**
  * Envelope headers after the handshake:
  * - `room`: a live room event (presence), flooded with dedupe and hops;
+ * - `typing`: a typing indicator (transient, never stored), sent only to nodes with members
+ *   in the room and only to peers that announced `desk` (a node of the previous version
+ *   counts an unknown kind as invalid);
  * - `w`: a replicated store write (also delivered live), flooded like `room`, and
  *   acknowledged with `ack` by every peer that got it straight from its origin;
  * - `ack`: that acknowledgement;
@@ -21,7 +24,7 @@ export { ID_PATTERN };
  *   of an event already sent it to.
  */
 export interface FloodHeader {
-  t: 'room' | 'w';
+  t: 'room' | 'w' | 'typing';
   /** Event id, for dedupe. */
   id: string;
   /** Origin node. */
@@ -86,6 +89,7 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
   switch (h.t) {
     case 'room':
     case 'w':
+    case 'typing':
       if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
       if (typeof h.o !== 'string' || !ID_PATTERN.test(h.o)) return null;
       if (typeof h.h !== 'number' || !Number.isInteger(h.h)) return null;

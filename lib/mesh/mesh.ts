@@ -11,10 +11,12 @@ import { CloseCode } from '../errors.js';
 import { Adverts } from './adverts.js';
 import { decodeEnvelope, type PresenceMeta } from './envelope.js';
 import { InvalidFrames } from './invalid-frames.js';
+import type { PeerView } from './peer-status.js';
 import { PeerTable, type PeerStatus, type PeerTableEvents, type PeerTableOptions } from './peer-table.js';
 import { Router, type RouterEvents, type RouterOptions, type WriteAcks } from './router.js';
 
 export type { PeerState, PeerStatus } from './peer-table.js';
+export type { NodeLoad, PeerView } from './peer-status.js';
 
 export type MeshOptions = PeerTableOptions & RouterOptions;
 
@@ -81,6 +83,16 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.router.publish(room, id, payload, presence);
   }
 
+  /** Sends a typing event, born on this node, towards the nodes with members in its room (see Router.publishTyping). */
+  publishTyping(room: string, id: string, payload: Buffer, nodes: ReadonlySet<string>): void {
+    this.router.publishTyping(room, id, payload, nodes);
+  }
+
+  /** Whether a linked peer announced `desk` (lib/links/handshake-frames.ts DESK_FEATURE): only those get the support-desk frames. */
+  supportsDesk(peerId: string): boolean {
+    return this.peers.supportsDesk(peerId);
+  }
+
   /** Sends a store write, born on this node, to every peer (see Router.publishWrite). */
   publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null, deskOnly = false): Promise<WriteAcks> {
     return this.router.publishWrite(room, id, payload, ackTimeoutMs, deskOnly);
@@ -108,6 +120,15 @@ export class Mesh extends EventEmitter<MeshEvents> {
   /** The peer table for /health. */
   status(): PeerStatus[] {
     return this.peers.status();
+  }
+
+  /** The peer table with each linked peer's clock offset, load and advertised links (for /mesh/state). */
+  view(): PeerView[] {
+    return this.peers.status().map((row) => {
+      const link = row.state === 'up' && row.id !== null ? this.peers.linkTo(row.id) : undefined;
+      const linked = link ? this.peers.linkedTo(link.id) : undefined;
+      return { ...row, clockOffsetMs: link?.clockOffsetMs ?? null, load: link?.peerLoad ?? null, linkedTo: linked ? [...linked] : null };
+    });
   }
 
   /** Closes every link (telling peers we are going away) and stops all dialling. */

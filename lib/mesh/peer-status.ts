@@ -1,5 +1,8 @@
 /** A peer address as the peer table keeps it, and its row in /health. */
+import type { NodeLoad } from '../links/heartbeat.js';
 import type { Link } from '../links/link.js';
+
+export type { NodeLoad };
 
 export type PeerState = 'connecting' | 'up' | 'down' | 'rejected';
 
@@ -13,6 +16,16 @@ export interface PeerStatus {
   rttMs: number | null;
   direction: 'in' | 'out' | null;
   reason?: string;
+}
+
+/** A row of the mesh view (/mesh/state): the /health row, what its link measures and what the peer advertises. */
+export interface PeerView extends PeerStatus {
+  /** The peer's clock minus ours, ms, from its heartbeats (null: not linked, or not measured yet). */
+  clockOffsetMs: number | null;
+  /** The peer's clients and rooms, from its heartbeats (null: not linked, or an older node that does not say). */
+  load: NodeLoad | null;
+  /** The nodes the peer says it is linked to (null: not linked, or it has not said yet). */
+  linkedTo: string[] | null;
 }
 
 export interface PeerEntry {

@@ -69,6 +69,11 @@ export class PeerTable implements FailureTarget {
     return this.linksById.get(id);
   }
 
+  /** Whether a linked peer announced DESK_FEATURE (false for a peer of the previous version, or not linked). */
+  supportsDesk(peerId: string): boolean {
+    return this.linksById.get(peerId)?.desk === true;
+  }
+
   /** The nodes a linked peer said it is linked to (undefined: it has not said). */
   linkedTo(id: string): ReadonlySet<string> | undefined {
     return this.adverts.of(id);

@@ -34,6 +34,8 @@ export interface RouterEvents {
    * one of them rejected it.
    */
   write: [room: string, payload: Buffer, from: string, origin: string, id: string];
+  /** A typing event from a peer, once per event id (`from`: the link it came on). */
+  typing: [room: string, payload: Buffer, from: string];
   /** A catch-up frame from one peer (link-local, never forwarded). */
   sync: [peerId: string, payload: Buffer];
 }
@@ -69,6 +71,22 @@ export class Router {
    */
   publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
     this.flood('room', room, id, payload, false, presence);
+  }
+
+  /**
+   * Sends a typing event, born on this node, towards `nodes` (those with members in the room):
+   * straight to each when all are linked (one hop: nobody forwards it), else flooded with
+   * hops. Only ever on links whose peer announced `desk` (a previous version cuts a link
+   * that keeps sending it kinds it does not know).
+   */
+  publishTyping(room: string, id: string, payload: Buffer, nodes: ReadonlySet<string>): void {
+    this.seen.add(id);
+    if (nodes.size === 0 || this.table.size === 0) return;
+    const linked = [...nodes].map((node) => this.table.linkTo(node));
+    const direct = linked.every((link) => link !== undefined);
+    const header: FloodHeader = { t: 'typing', id, o: this.options.nodeId, h: direct ? 1 : this.options.hopLimit, r: room };
+    const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
+    for (const link of direct ? (linked as Link[]) : this.table.links()) if (link.desk === true) link.send(frame);
   }
 
   /**
@@ -113,11 +131,12 @@ export class Router {
         return;
       case 'room':
       case 'w':
+      case 'typing':
         this.onFlood(from, header, payload);
     }
   }
 
-  /** Called while a `room` or `write` event's handlers run: the event is invalid (see onFlood). */
+  /** Called while a `room`, `typing` or `write` event's handlers run: the event is invalid (see onFlood). */
   reject(): void {
     if (this.handling !== null) this.rejected = true;
   }
@@ -165,6 +184,7 @@ export class Router {
     this.handling = header.id;
     this.rejected = false;
     if (header.t === 'w') this.events.emit('write', header.r, payload, from.id, header.o, header.id);
+    else if (header.t === 'typing') this.events.emit('typing', header.r, payload, from.id);
     else this.events.emit('room', header.r, payload, header.o, header.p, from.id);
     this.handling = null;
     if (this.rejected) {
@@ -179,7 +199,9 @@ export class Router {
     const originLinks = this.table.linkedTo(header.o);
     let frame: Buffer | null = null;
     for (const link of this.table.links()) {
-      if (link === from || link.id === header.o || (header.d === 1 && link.desk !== true)) continue;
+      if (link === from || link.id === header.o) continue;
+      // A desk write (d) or typing (see publishTyping) never goes to a node of the previous protocol.
+      if ((header.d === 1 || header.t === 'typing') && link.desk !== true) continue;
       if (originLinks?.has(link.id)) {
         this.counters.skippedForwards++;
         continue;

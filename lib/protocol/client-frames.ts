@@ -33,6 +33,11 @@ export interface MembersFrame {
   type: 'members';
   room: string;
 }
+/** "I am typing" (for the next 5 s): the room's other members get a typing event. */
+export interface TypingFrame {
+  type: 'typing';
+  room: string;
+}
 /** AUTH=jwt: a new token for this connection, before the current one expires (same sub). */
 export interface RefreshFrame {
   type: 'refresh';
@@ -44,7 +49,7 @@ export interface ReadFrame {
   room: string;
   upTo: string;
 }
-export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | ReadFrame;
+export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | TypingFrame | ReadFrame;
 /** What a connection with a token may send. */
 export type AuthClientFrame = ClientFrame | RefreshFrame;
 
@@ -107,7 +112,8 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       return { ok: true, frame: after === undefined ? { type, room, user, since } : { type, room, user, since, after } };
     }
     case 'leave':
-    case 'members': {
+    case 'members':
+    case 'typing': {
       const room = checkName(obj, 'room', limits);
       if (typeof room !== 'string') return room;
       return { ok: true, frame: { type, room } };
@@ -179,6 +185,12 @@ export interface MessageEvent {
 export interface PresenceEvent {
   type: 'presence';
   event: 'join' | 'leave';
+  room: string;
+  user: string;
+}
+/** Not stored: "typing for the next 5 s" (at most one per user and room every 2 s is sent). */
+export interface TypingEvent {
+  type: 'typing';
   room: string;
   user: string;
 }

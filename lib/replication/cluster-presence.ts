@@ -12,6 +12,7 @@ import { isPlausibleVersion, type PresenceChange, type PresenceSnapshot, type Pr
 import { isValidName } from '../core/store-write.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { ClusterTyping } from './cluster-typing.js';
 import { decodeSnapshot, MAX_TABLES_PER_FRAME, SnapshotParts, snapshotFrames } from './presence-snapshots.js';
 import type { SyncChannel } from './sync-channel.js';
 
@@ -31,6 +32,8 @@ interface ClusterPresenceEvents {
 export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
   private readonly parts: SnapshotParts;
   private sequences = 0;
+  /** Typing indicators: transient room events to the nodes with members, heard through `deliver` too. */
+  readonly typing: ClusterTyping;
 
   constructor(
     readonly table: PresenceTable,
@@ -41,6 +44,8 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
   ) {
     super();
     this.parts = new SnapshotParts(options.maxNameLength);
+    this.typing = new ClusterTyping(table, mesh, options);
+    this.typing.on('deliver', (room, payload) => this.emit('deliver', room, payload));
     mesh.on('peer-up', this.onPeerUp);
     mesh.on('peer-down', this.onPeerDown);
     mesh.on('topology', this.onTopology);
@@ -56,6 +61,7 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
   }
 
   close(): void {
+    this.typing.close();
     this.mesh.off('peer-up', this.onPeerUp);
     this.mesh.off('peer-down', this.onPeerDown);
     this.mesh.off('topology', this.onTopology);

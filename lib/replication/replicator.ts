@@ -30,14 +30,15 @@ import { SnoozeTimers, conversationFrame, liveFrame } from './desk-delivery.js';
  * peers (as of client frames); maxPeerPayloadBytes: catch-up frames stay well under it.
  */
 export type ReplicatorOptions = Pick<ChatmeshOptions, 'replicationAckTimeoutMs' | 'conversationTtlMs' | 'maxNameLength' | 'maxTextLength' | 'maxPeerPayloadBytes'> & {
-  /** How often expired conversations and old tombstones are swept. */
-  sweepIntervalMs: number;
+  sweepIntervalMs: number; // how often expired conversations and old tombstones are swept
 };
 
 interface ReplicatorEvents {
   /** Bytes for the members of a room on this instance. */
   deliver: [room: string, payload: Buffer];
-  /** A write committed on this instance (born here): once per write cluster-wide (webhooks). */
+  /** A peer's write applied live: the node that made it, and its lag (now − the write's clock time, ms). */
+  lag: [origin: string, ms: number];
+  /** A write committed on this instance (born here, never a peer's), once stored: webhooks announce these, once cluster-wide. */
   born: [write: StoreWrite];
 }
 
@@ -127,12 +128,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return { result, replicated: none, durable: DONE };
     this.counters.writesCommitted++;
+    // Announced (webhooks) only once stored: with DATA_DIR, once on disk; never if that failed.
+    if (durable) durable.then(() => this.emit('born', write), () => {});
+    else this.emit('born', write);
     const id = writeId(write);
     const frame = liveFrame(this.store, write, payload, Date.now());
     if (frame) this.offerWhenDurable(write.room, frame, id, durable);
     // The desk's writes go only to peers that announced `desk` (an older node would count them invalid).
     const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null, isDeskWrite(write));
-    this.emit('born', write);
     return { result, replicated, durable: durable ?? DONE };
   }
 
@@ -189,9 +192,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return;
     this.counters.writesFromPeers++;
-    if (this.lagObserver) {
-      const at = parseTimestampId(id);
-      if (at) this.lagObserver(Math.max(0, Date.now() - at.wall));
+    const at = parseTimestampId(id);
+    if (at) {
+      const lag = Math.max(0, Date.now() - at.wall);
+      this.lagObserver?.(lag);
+      this.emit('lag', origin, lag);
     }
     const frame = liveFrame(this.store, write, payload, Date.now());
     if (frame) this.offerWhenDurable(room, frame, id, durable);

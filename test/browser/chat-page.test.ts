@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { AUDIENCE, ISSUER, TEST_SECRET, mint } from '../helpers/auth.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
+import { readmeExample } from '../helpers/readme-example.js';
 
 const CHROMIUM = process.env.CHATMESH_CHROMIUM ?? '/usr/bin/chromium';
 // Without the background-networking flags Chromium tries to reach the internet.
@@ -95,6 +96,34 @@ describe('browser chat page', function () {
     expect((await fetch(`${a.httpUrl}/health`)).status).to.equal(200);
     // No inline script anywhere: the CSP forbids it.
     expect(await (await fetch(`${a.httpUrl}/`)).text()).to.not.match(/<script(?![^>]*\bsrc=)[^>]*>/);
+  });
+
+  it('serves the client library at /client.js as ES modules with no bare imports (and not its Node entry)', async () => {
+    const a = await Instance.start();
+    // Every module /client.js reaches, following its imports: each must be a relative path.
+    const seen = new Set<string>();
+    const queue = ['/client.js'];
+    while (queue.length > 0) {
+      const path = queue.shift()!;
+      if (seen.has(path)) continue;
+      seen.add(path);
+      const res = await fetch(`${a.httpUrl}${path}`);
+      expect(res.status, path).to.equal(200);
+      expect(res.headers.get('content-type'), path).to.equal('text/javascript; charset=utf-8');
+      expect(res.headers.get('access-control-allow-origin'), path).to.equal('*');
+      const code = await res.text();
+      for (const [, spec] of code.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]/g)) {
+        if (spec === undefined) continue;
+        expect(spec, `${path} imports ${spec}`).to.match(/^\.\.?\//);
+        queue.push(new URL(spec, `http://x${path}`).pathname);
+      }
+      expect(code, path).to.not.match(/\bimport\s*\(\s*['"][^./]/); // no dynamic bare import either
+    }
+    expect(seen.size).to.be.greaterThan(5);
+    expect([...seen]).to.include('/client/chat-client.js');
+    expect((await fetch(`${a.httpUrl}/client/node.js`)).status).to.equal(404);
+    expect((await fetch(`${a.httpUrl}/client/nope.js`)).status).to.equal(404);
+    expect(await (await fetch(`${a.httpUrl}/app.js`)).text()).to.include("from './client.js'");
   });
 
   it('shows the errors the server sends, and goes back to the form when a join is refused', async function () {
@@ -189,6 +218,20 @@ describe('browser chat page', function () {
     expect(await shownTexts(page2)).to.deep.equal(expected);
     const ids = await page1.locator('#messages li[data-id]').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-id')));
     expect(new Set(ids).size).to.equal(ids.length);
+    expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
+  });
+
+  it('runs the README\'s browser example of the client library as written, from a page of another origin', async function () {
+    pageProblems.length = 0;
+    const [portA, portB] = [await freePort(), await freePort()];
+    const [a, b] = await Promise.all([
+      Instance.start({ port: portA, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${portB}`, LOG_LEVEL: 'info' } }),
+      Instance.start({ port: portB, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${portA}`, LOG_LEVEL: 'info' } }),
+    ]);
+    const page = await (await (await launch(this)).newContext()).newPage();
+    page.on('pageerror', (err) => pageProblems.push(`example: ${err.message}`));
+    await page.setContent(readmeExample('html', a, b));
+    await page.locator('#log li').getByText('bea: hello from a browser', { exact: true }).waitFor(WAIT);
     expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
   });
 

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { proofFor } from '../../lib/links/auth.js';
-import { DESK_CAPABILITY, DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
+import { DESK_FEATURE, DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
 import type { Instance } from './instance.js';
 import { poll, withTimeout } from './wait.js';
 
@@ -21,7 +21,7 @@ export interface FakePeerOptions {
   version?: number;
   /** Speak the previous handshake (no `df`: the acceptor proves first), as a node not yet upgraded. */
   oldProtocol?: boolean;
-  /** Announce `desk` (the support desk's writes) as a current node does; without it, the fake is a node of before. */
+  /** Announce DESK_FEATURE (a node that knows the support-desk frames); without it, a node of the version before them. */
   desk?: boolean;
 }
 
@@ -54,7 +54,7 @@ export class FakePeer {
     open.add(peer);
     await withTimeout(once(ws, 'open'), 3000, 'a WebSocket to /_mesh');
     const nonce = randomBytes(18).toString('base64url');
-    const df = { ...(options.oldProtocol ? {} : { df: DIALER_FIRST }), ...(options.desk ? { desk: DESK_CAPABILITY } : {}) };
+    const df = { ...(options.oldProtocol ? {} : { df: DIALER_FIRST }), ...(options.desk ? { desk: DESK_FEATURE } : {}) };
     ws.send(JSON.stringify({ t: 'hello', v: options.version ?? PEER_PROTOCOL_VERSION, id, inc: options.incarnation ?? `inc-${id}`, port: options.port ?? 1, nonce, ...df }));
     const welcome = await peer.frame(0);
     if (welcome.t !== 'welcome') throw new Error(`expected a welcome, got ${JSON.stringify(welcome)}`);
@@ -77,6 +77,19 @@ export class FakePeer {
   envelope(header: Record<string, unknown>, payload: unknown = ''): void {
     const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(header) + '\n' + body);
+  }
+
+  /** Announces a member of `room` on this fake node (a presence join), so the instance counts it among the room's nodes. */
+  join(room: string, user: string, conn = 1): void {
+    this.envelope({ t: 'room', id: `${this.id}-join-${conn}`, o: this.id, h: 1, r: room, p: { c: conn, v: Date.now() * 1000 } }, { type: 'presence', event: 'join', room, user });
+  }
+
+  /** The headers of the envelopes received so far (handshake frames excluded). */
+  headers(): Record<string, unknown>[] {
+    return this.texts.slice(2).map((text) => {
+      const nl = text.indexOf('\n');
+      return JSON.parse(nl === -1 ? text : text.slice(0, nl)) as Record<string, unknown>;
+    });
   }
 
   /** Floods a store write as if this fake were its origin. */

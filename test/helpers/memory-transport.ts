@@ -15,8 +15,6 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
-  /** Every memory node speaks the current protocol, the desk's writes included. */
-  readonly desk = true;
   lastSeen = Date.now();
   rttMs: number | null = null;
   /** Frames sent on this end, in order (for assertions). */
@@ -24,6 +22,8 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
   /** While true, frames arriving at this end are dropped (a peer that stopped reading). */
   deaf = false;
   closed = false;
+  /** The peer announced `desk` (see handshake-frames.ts DESK_FEATURE). */
+  readonly desk: boolean;
   private other!: MemoryLink;
 
   constructor(identity: LinkIdentity) {
@@ -33,6 +33,7 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
     this.address = identity.address;
     this.dialerId = identity.dialerId;
     this.direction = identity.direction;
+    this.desk = identity.desk === true;
   }
 
   /** Two ends of one link: `a` is held by node `b.id`... see MemoryTransport.connect. */
@@ -91,6 +92,8 @@ export class MemoryTransport implements Transport {
   readonly links: MemoryLink[] = [];
   private handler: InboundHandler = () => {};
   private closed = false;
+  /** Whether this node announces `desk` in its handshakes; false plays a node of the previous version. */
+  desk = true;
 
   constructor(
     private readonly network: MemoryNetwork,
@@ -107,8 +110,8 @@ export class MemoryTransport implements Transport {
       if (cancelled || !target || target.closed) return done(new HandshakeError(CloseCode.HandshakeFailed, 'connect ECONNREFUSED', false));
       if (target.id === this.id) return done(new HandshakeError(CloseCode.Self, 'this address is this node itself', false, { id: target.id }));
       const [out, inbound] = MemoryLink.pair(
-        { id: target.id, incarnation: target.incarnation, address, direction: 'out', dialerId: this.id },
-        { id: this.id, incarnation: this.incarnation, address: this.address, direction: 'in', dialerId: this.id },
+        { id: target.id, incarnation: target.incarnation, address, direction: 'out', dialerId: this.id, desk: target.desk },
+        { id: this.id, incarnation: this.incarnation, address: this.address, direction: 'in', dialerId: this.id, desk: this.desk },
       );
       this.links.push(out);
       target.links.push(inbound);

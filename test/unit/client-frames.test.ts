@@ -35,6 +35,10 @@ describe('decodeClientFrame', () => {
       expectFrame(decodeObj(leave('lobby')), { type: 'leave', room: 'lobby' });
     });
 
+    it('decodes typing (only its room is kept)', () => {
+      expectFrame(decodeObj({ type: 'typing', room: 'lobby', user: 'someone-else' }), { type: 'typing', room: 'lobby' });
+    });
+
     it('decodes message without user (user undefined)', () => {
       const r = decodeObj(message('lobby', 'hello'));
       expectFrame(r, { type: 'message', room: 'lobby', user: undefined, text: 'hello' });
@@ -130,6 +134,7 @@ describe('decodeClientFrame', () => {
       it(`join.room ${label}`, () => expectError(decodeObj(join(bad, 'u')), 'invalid_field'));
       it(`join.user ${label}`, () => expectError(decodeObj(join('r', bad)), 'invalid_field'));
       it(`leave.room ${label}`, () => expectError(decodeObj(leave(bad)), 'invalid_field'));
+      it(`typing.room ${label}`, () => expectError(decodeObj({ type: 'typing', room: bad }), 'invalid_field'));
       it(`message.room ${label}`, () => expectError(decodeObj(message(bad, 'hi')), 'invalid_field'));
       if (bad !== undefined) {
         it(`message.user ${label}`, () => expectError(decodeObj(message('r', 'hi', bad)), 'invalid_field'));

@@ -9,8 +9,9 @@
  *   mesh        peer table and router over links: knows nothing of the store
  *   storage     the store's record on disk (DATA_DIR, lmdb), the directory's lock and node id
  *   replication replicator, cluster presence, the sync channel
- *   faces       gateway (client protocol) and http (REST, /health, metrics, rejections)
+ *   faces       gateway (client protocol), http (REST, /health, metrics, rejections) and webhooks
  *   node        chat-node wiring, cluster primary, the package's exports
+ *   client      chatmesh/client (lib/client/): runs in browsers too, so imports nothing of the server
  * Type-only imports count: they couple the code as much as any other.
  */
 import { expect } from 'chai';
@@ -21,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 const LIB = fileURLToPath(new URL('../../../lib/', import.meta.url));
 const MAX_LINES = 300;
 
-type Layer = 'base' | 'core' | 'protocol' | 'links' | 'discovery' | 'mesh' | 'storage' | 'replication' | 'faces' | 'node';
+type Layer = 'base' | 'core' | 'protocol' | 'links' | 'discovery' | 'mesh' | 'storage' | 'replication' | 'faces' | 'node' | 'client';
 
 /** What each layer may import (besides itself and node: modules and packages). */
 const ALLOWED: Record<Layer, Layer[]> = {
@@ -35,6 +36,7 @@ const ALLOWED: Record<Layer, Layer[]> = {
   replication: ['base', 'core', 'storage', 'mesh'],
   faces: ['base', 'core', 'protocol', 'mesh', 'replication'],
   node: ['base', 'core', 'protocol', 'links', 'discovery', 'mesh', 'storage', 'replication', 'faces'],
+  client: [],
 };
 
 function layerOf(file: string): Layer {
@@ -58,11 +60,14 @@ function layerOf(file: string): Layer {
       return top;
     case 'gateway':
     case 'http':
+    case 'webhooks':
       return 'faces';
     case 'chat-node.ts':
     case 'index.ts':
     case 'cluster':
       return 'node';
+    case 'client':
+      return 'client';
     default:
       throw new Error(`lib/${file} is in no layer: add it to test/unit/layers.test.ts`);
   }
@@ -109,6 +114,17 @@ describe('lib/ layout', () => {
         }
         const to = layerOf(target);
         if (to !== layer && !ALLOWED[layer].includes(to)) wrong.push(`lib/${file} (${layer}) imports lib/${target} (${to})`);
+      }
+    }
+    expect(wrong).to.deep.equal([]);
+  });
+
+  it('keeps lib/client/ runnable in a browser: no package or node: import (node.ts alone loads ws, lazily)', () => {
+    const wrong: string[] = [];
+    for (const file of sources.filter((f) => f.startsWith('client/'))) {
+      const text = readFileSync(join(LIB, file), 'utf8');
+      for (const [, spec] of text.matchAll(/(?:from|import)\s*\(?\s*'([^.'][^']*)'/g)) {
+        if (!(file === 'client/node.ts' && spec === 'ws' && text.includes("await import('ws')"))) wrong.push(`lib/${file} imports ${spec}`);
       }
     }
     expect(wrong).to.deep.equal([]);

@@ -17,6 +17,8 @@ interface Node {
   rooms: string[];
   /** Writes delivered here, as "room:payload". */
   writes: string[];
+  /** Typing events delivered here, as "room:payload". */
+  typing: string[];
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -51,7 +53,8 @@ describe('mesh over in-memory links', () => {
       transport,
       silent,
     );
-    const n: Node = { id, mesh, transport, address: transport.address, rooms: [], writes: [] };
+    const n: Node = { id, mesh, transport, address: transport.address, rooms: [], writes: [], typing: [] };
+    mesh.on('typing', (room, payload) => n.typing.push(`${room}:${payload}`));
     mesh.on('room', (room, payload) => n.rooms.push(`${room}:${payload}`));
     mesh.on('write', (room, payload) => n.writes.push(`${room}:${payload}`));
     nodes.push(n);
@@ -173,7 +176,7 @@ describe('mesh over in-memory links', () => {
     expect([...a.mesh.reachableNodes()]).to.deep.equal([]);
     const again = network.transport('b', Number(new URL(b.address).port), 'b-2');
     const b2 = new Mesh({ nodeId: 'b', hopLimit: 2, seenTtlMs: 60_000, seenMax: 100, peerTimeoutMs: 4000, redialBaseMs: 5, redialMaxMs: 20, rejectedRetryMs: 1000 }, again, silent);
-    nodes.push({ id: 'b', mesh: b2, transport: again, address: b.address, rooms: [], writes: [] });
+    nodes.push({ id: 'b', mesh: b2, transport: again, address: b.address, rooms: [], writes: [], typing: [] });
     await until(() => a.mesh.status().some((p) => p.id === 'b' && p.state === 'up'), 'redialled', 1000);
   });
 
@@ -207,5 +210,31 @@ describe('mesh over in-memory links', () => {
     expect(closed).to.equal(4003);
     expect(a.transport.linksTo('b').map((l) => l.incarnation)).to.deep.equal(['b-1']);
     expect(a.mesh.status().map((p) => [p.id, p.address, p.state])).to.deep.equal([['b', b.address, 'up']]);
+  });
+  it('typing goes straight to the nodes with members when all are linked, and is never sent to a node without desk', async () => {
+    const [a, b, c, old] = ['ta', 'tb', 'tc', 'told'].map((id) => node(id));
+    old.transport.desk = false;
+    await link([a, b], [a, c], [b, c], [a, old]);
+    a.mesh.publishTyping('lobby', 't1', Buffer.from('typing'), new Set([c.id, old.id]));
+    await until(() => c.typing.length === 1, 'C gets it');
+    for (let i = 0; i < 5; i++) await turn();
+    expect(c.typing).to.deep.equal(['lobby:typing']);
+    expect(b.typing, 'B has no member: nothing sent to it').to.deep.equal([]);
+    expect(old.typing).to.deep.equal([]);
+    const toOld = old.transport.linksTo(a.id)[0];
+    expect(a.transport.linksTo(old.id).flatMap((l) => l.sent).map(String).filter((f) => f.startsWith('{"t":"typing"'))).to.deep.equal([]);
+    expect(toOld.closed).to.equal(false);
+  });
+
+  it('typing to a node not linked is flooded with hops, and forwarded only to nodes with desk', async () => {
+    const [a, b, c, old] = ['fa', 'fb', 'fc', 'fold'].map((id) => node(id));
+    old.transport.desk = false;
+    await link([a, b], [b, c], [b, old]);
+    a.mesh.publishTyping('lobby', 't2', Buffer.from('typing'), new Set([c.id, old.id]));
+    await until(() => c.typing.length === 1, 'C gets it through B');
+    for (let i = 0; i < 5; i++) await turn();
+    expect(b.typing).to.deep.equal(['lobby:typing']);
+    expect(old.typing).to.deep.equal([]);
+    expect(b.transport.linksTo(old.id).flatMap((l) => l.sent).map(String).filter((f) => f.startsWith('{"t":"typing"'))).to.deep.equal([]);
   });
 });

@@ -10,8 +10,10 @@ const NOW = 1_700_000_000_000;
 describe('PresenceTable.members: an index per room', () => {
   /** What members() was before the index: a scan of every entry. */
   const scan = (t: PresenceTable, room: string) => [...new Set(t.snapshots().flatMap((s) => s.members.filter((m) => m.room === room).map((m) => m.user)))].sort();
+  /** The nodes with members in a room, by a scan (what nodesIn answers from its index). */
+  const scanNodes = (t: PresenceTable, room: string) => t.snapshots().filter((s) => s.members.some((m) => m.room === room)).map((s) => s.origin).sort();
 
-  it('agrees with a scan of every table after any mix of local and remote joins, leaves, snapshots and drops', () => {
+  it('agrees with a scan of every table (names and nodes) after any mix of local and remote joins, leaves, snapshots and drops', () => {
     const op = fc.oneof(
       fc.record({ k: fc.constant('join' as const), conn: fc.nat(4), room: fc.constantFrom('r1', 'r2'), user: fc.constantFrom('ann', 'bob', 'cy') }),
       fc.record({ k: fc.constant('leave' as const), conn: fc.nat(4), room: fc.constantFrom('r1', 'r2') }),
@@ -33,7 +35,10 @@ describe('PresenceTable.members: an index per room', () => {
           else if (o.k === 'event') t.applyEvent(o.origin, version++, o.join ? 'join' : 'leave', { conn: o.conn, room: o.room, user: o.user });
           else if (o.k === 'snapshot') t.applySnapshot({ origin: o.origin, version: version++, members: o.members });
           else t.dropOrigin(o.origin);
-          for (const room of ['r1', 'r2', 'r3']) expect(t.members(room), `${room} after ${JSON.stringify(o)}`).to.deep.equal(scan(t, room));
+          for (const room of ['r1', 'r2', 'r3']) {
+            expect(t.members(room), `${room} after ${JSON.stringify(o)}`).to.deep.equal(scan(t, room));
+            expect([...t.nodesIn(room)].sort(), `nodes in ${room} after ${JSON.stringify(o)}`).to.deep.equal(scanNodes(t, room));
+          }
         }
       }),
       { numRuns: 300 },

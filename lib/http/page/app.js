@@ -1,5 +1,8 @@
 // chatmesh browser page: plain JavaScript, no framework, no build step.
 // All text from the network or the user is written with textContent, never as HTML.
+// The connection (reconnect, resume, retries) is chatmesh/client, served at /client.js.
+import { ChatClient } from './client.js';
+
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $('status'), joinForm: $('join-form'), name: $('name'), room: $('room'), chat: $('chat'),
@@ -12,13 +15,8 @@ const state = {
   room: '',
   auth: 'none', // the server's AUTH, from /health: with 'jwt' the page sends a token
   token: '',
-  ws: null,
-  joined: false, // `joined` received on the current socket
-  wanted: false, // the user is in the room: reconnect whenever the socket closes
-  attempt: 0, // reconnect attempts since the last `joined`
-  timer: 0,
+  client: null, // the ChatClient (reconnect, resume, dedupe and retries are the library's)
   entries: [], // shown messages, { id, ts, li }, sorted by (ts, id)
-  seen: new Set(), // every message id shown (or deleted): never shown twice
   members: new Set(),
 };
 
@@ -38,101 +36,49 @@ function showError(text) {
   while (ui.errors.children.length > 5) ui.errors.firstElementChild.remove();
 }
 
-function send(frame) {
-  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(frame));
-}
-
-function connect() {
-  clearTimeout(state.timer);
-  setStatus(state.attempt ? 'Reconnecting…' : 'Connecting…');
-  // Browsers cannot set headers on a WebSocket: the token goes in the query.
-  const query = state.auth === 'jwt' && state.token ? `?token=${encodeURIComponent(state.token)}` : '';
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/${query}`);
-  state.ws = ws;
-  state.joined = false;
-  ws.onopen = () => {
-    // Resume: ask for every message after the last one shown.
-    const last = state.entries.at(-1);
+function start() {
+  // Browsers cannot set headers on a WebSocket: the library puts the token in the query.
+  const client = new ChatClient({
+    urls: [`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/`],
     // With a token the name may be left out: the server uses the token's subject.
-    const join = { type: 'join', room: state.room, ...(state.user && { user: state.user }) };
-    send(last ? { ...join, since: last.id } : join);
-  };
-  ws.onmessage = (event) => {
-    let frame;
-    try {
-      frame = JSON.parse(event.data);
-    } catch {
-      return;
+    ...(state.user && { user: state.user }),
+    ...(state.auth === 'jwt' && { token: state.token }),
+  });
+  state.client = client;
+  client.on('state', (s) => {
+    if (state.client !== client) return;
+    if (s.state === 'connecting') setStatus(s.attempt ? 'Reconnecting…' : 'Connecting…');
+    if (s.state === 'reconnecting') {
+      ui.chat.classList.add('offline');
+      setStatus(`Disconnected: reconnecting${s.delayMs >= 1000 ? ` in ${Math.ceil(s.delayMs / 1000)} s` : ''}…`);
     }
-    if (frame && typeof frame === 'object') onFrame(frame);
-  };
-  ws.onclose = (event) => {
-    if (state.ws !== ws) return;
-    if (event.code === 4401 || event.code === 4403) {
-      showError(event.code === 4401 ? 'Your token expired: paste a new one.' : 'Your token was revoked.');
-      state.ws = null;
+    if (s.state === 'closed' && (s.code === 4401 || s.code === 4403)) {
+      showError(s.code === 4401 ? 'Your token expired: paste a new one.' : 'Your token was revoked.');
       leave();
-      return;
     }
-    state.ws = null;
-    state.joined = false;
-    ui.chat.classList.add('offline');
-    if (!state.wanted) return;
-    // Exponential backoff (0.5 s doubling, at most 8 s) with jitter, so a restarted server is not stampeded.
-    const delay = Math.min(8000, 500 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
-    state.attempt += 1;
-    setStatus(`Disconnected: reconnecting in ${Math.ceil(delay / 1000)} s…`);
-    state.timer = setTimeout(connect, delay);
-  };
-}
-
-function onFrame(frame) {
-  if (frame.type === 'error') {
-    showError(`${frame.code}: ${frame.message}`);
-    // The join is the first frame on a socket: an error before `joined` is the join's.
-    if (!state.joined) leave();
-    return;
-  }
-  if (frame.room !== state.room) return;
-  switch (frame.type) {
-    case 'joined':
-      state.joined = true;
-      state.attempt = 0;
-      ui.chat.classList.remove('offline');
-      if (typeof frame.user === 'string') state.user = frame.user;
-      setStatus(`Connected as ${state.user}`);
-      if (frame.gap) ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.'));
-      for (const message of frame.history ?? []) addMessage(message);
-      setMembers(frame.members ?? []);
-      // A long resume comes in pages: ask for the next one.
-      if (frame.more && typeof frame.next === 'string') send({ type: 'join', room: state.room, user: state.user, since: frame.since, after: frame.next });
-      break;
-    case 'message':
-      addMessage(frame);
-      break;
-    case 'deleted':
-      removeMessage(frame.id);
-      break;
-    case 'presence':
-      if (frame.event === 'join') {
-        state.members.add(frame.user);
-        renderMembers();
-      } else {
-        // The name may still be in the room on another connection: ask for the list.
-        send({ type: 'members', room: state.room });
-      }
-      break;
-    case 'members':
-      setMembers(frame.members ?? []);
-      break;
-  }
+  });
+  client.on('joined', (info) => {
+    state.user = info.user;
+    ui.chat.classList.remove('offline');
+    setStatus(`Connected as ${state.user}`);
+    renderMembers();
+  });
+  client.on('gap', () => ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.')));
+  client.on('message', addMessage);
+  client.on('deleted', (frame) => removeMessage(frame.id));
+  client.on('members', (event) => setMembers(event.members));
+  client.on('error', (err) => showError(`${err.code}: ${err.message}`));
+  client.join(state.room).catch((err) => {
+    if (state.client !== client) return;
+    showError(`${err.code}: ${err.message}`);
+    leave();
+  });
 }
 
 const before = (a, b) => a.ts < b.ts || (a.ts === b.ts && a.id < b.id);
 
+// The library delivers each message once (deduped by id, also across resumes).
 function addMessage(m) {
-  if (typeof m.id !== 'string' || state.seen.has(m.id)) return;
-  state.seen.add(m.id);
   const ts = Number(m.ts) || 0;
   const li = el('li', 'message');
   li.dataset.id = m.id;
@@ -150,7 +96,6 @@ function addMessage(m) {
 }
 
 function removeMessage(id) {
-  state.seen.add(id);
   const i = state.entries.findIndex((e) => e.id === id);
   if (i === -1) return;
   state.entries[i].li.remove();
@@ -173,11 +118,9 @@ function renderMembers() {
 }
 
 function leave() {
-  state.wanted = false;
-  clearTimeout(state.timer);
-  const ws = state.ws;
-  state.ws = null;
-  if (ws) ws.close();
+  const client = state.client;
+  state.client = null;
+  if (client) client.close();
   ui.chat.hidden = true;
   ui.joinForm.hidden = false;
   setStatus('Not connected');
@@ -190,7 +133,7 @@ ui.joinForm.addEventListener('submit', (event) => {
   const token = ui.token.value.trim();
   if ((!user && state.auth !== 'jwt') || !room) return;
   if (state.auth === 'jwt' && !token) return showError('This server needs a token.');
-  Object.assign(state, { user, room, token, wanted: true, attempt: 0, entries: [], seen: new Set(), members: new Set() });
+  Object.assign(state, { user, room, token, entries: [], members: new Set() });
   ui.messages.replaceChildren();
   ui.members.replaceChildren();
   ui.errors.replaceChildren();
@@ -199,7 +142,7 @@ ui.joinForm.addEventListener('submit', (event) => {
   ui.joinForm.hidden = true;
   ui.chat.hidden = false;
   ui.text.focus();
-  connect();
+  start();
 });
 
 $('leave').addEventListener('click', leave);
@@ -208,8 +151,9 @@ ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.text.value;
   if (!text.trim()) return;
-  if (!state.joined) return showError('Not connected: the message was not sent.');
-  send({ type: 'message', room: state.room, text });
+  if (!state.client) return;
+  // Kept and sent again after a reconnect until its echo arrives (then it is shown).
+  state.client.send(state.room, text).catch((err) => err.code !== 'closed' && err.code !== 'left' && showError(`${err.code}: ${err.message}`));
   ui.text.value = '';
 });
 

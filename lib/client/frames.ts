@@ -1,0 +1,170 @@
+/**
+ * The client protocol as the client library sees it: what it sends, and the frames the
+ * server sends back (README "The client protocol"; the desk frames from
+ * /work/plan/desk-design.md). Plain types, no imports: this folder runs in browsers too.
+ */
+
+/** A chat message, as delivered to the application (live, or from a join's history). */
+export interface ChatMessage {
+  id: string;
+  room: string;
+  user: string;
+  text: string;
+  /** Milliseconds (hybrid logical clock); (ts, id) is the room's order. */
+  ts: number;
+  /** The sender's clientId, when the server echoes it. */
+  clientId?: string;
+  /** The author's token subject (AUTH=jwt). */
+  by?: string;
+  /** When the message was last edited (support desk), if it was. */
+  editedAt?: number;
+}
+
+export interface HistoryItem {
+  id: string;
+  user: string;
+  text: string;
+  ts: number;
+  clientId?: string;
+  editedAt?: number;
+}
+
+export interface JoinedFrame {
+  type: 'joined';
+  room: string;
+  user: string;
+  members: string[];
+  history: HistoryItem[];
+  /** Present on a resume: the `since` the client sent. */
+  since?: string;
+  /** A resume this instance could not answer whole: messages may have been missed. */
+  gap?: boolean;
+  /** A paged resume: ask again with `after: next` (and the same `since`). */
+  more?: boolean;
+  next?: string;
+}
+
+export interface PresenceFrame {
+  type: 'presence';
+  event: 'join' | 'leave';
+  room: string;
+  user: string;
+}
+
+export interface MessageFrame {
+  type: 'message';
+  id: string;
+  room: string;
+  user: string;
+  text: string;
+  ts: number;
+  /** The sender's clientId (the server names it `cid` in message frames). */
+  cid?: string;
+  by?: string;
+}
+
+export interface DeletedFrame {
+  type: 'deleted';
+  room: string;
+  id: string;
+  ts: number;
+  at: number;
+}
+
+/** Support desk: a conversation's fields changed (status, assignee, metadata). */
+export interface ConversationFrame {
+  type: 'conversation';
+  room: string;
+  id: string;
+  status: 'open' | 'pending' | 'snoozed' | 'resolved';
+  snoozedUntil?: number;
+  assignee: string | null;
+  metadata: Record<string, string | number | boolean | null>;
+  updatedAt: number;
+}
+
+/** A read receipt: `user` has read the room up to message `upTo`. */
+export interface ReadFrame {
+  type: 'read';
+  room: string;
+  user: string;
+  upTo: string;
+}
+
+/** A message's text was edited. */
+export interface EditedFrame {
+  type: 'edited';
+  room: string;
+  /** The edited message's id. */
+  id: string;
+  text: string;
+  editedAt: number;
+}
+
+/** `user` is typing in `room`: it means "for the next 5 s" (the server forwards every 2 s at most). */
+export interface TypingFrame {
+  type: 'typing';
+  room: string;
+  user: string;
+}
+
+export interface MembersFrame {
+  type: 'members';
+  room: string;
+  members: string[];
+}
+
+export interface LeftFrame {
+  type: 'left';
+  room: string;
+}
+
+export interface RefreshedFrame {
+  type: 'refreshed';
+  exp: number;
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type ServerFrame =
+  | JoinedFrame | PresenceFrame | MessageFrame | DeletedFrame | ConversationFrame | ReadFrame
+  | EditedFrame | TypingFrame | MembersFrame | LeftFrame | RefreshedFrame | ErrorFrame;
+
+/** Frames the client sends. */
+export type ClientFrame =
+  | { type: 'join'; room: string; user?: string; since?: string; after?: string }
+  | { type: 'leave'; room: string }
+  | { type: 'members'; room: string }
+  | { type: 'message'; room: string; text: string; clientId: string }
+  | { type: 'typing'; room: string }
+  | { type: 'read'; room: string; upTo: string }
+  | { type: 'refresh'; token: string };
+
+const TYPES = new Set(['joined', 'presence', 'message', 'deleted', 'conversation', 'read', 'edited', 'typing', 'members', 'left', 'refreshed', 'error']);
+
+/** Parses one server text frame; null for anything that is not a known frame. */
+export function parseServerFrame(data: unknown): ServerFrame | null {
+  if (typeof data !== 'string') return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const frame = value as { type?: unknown; room?: unknown };
+  if (typeof frame.type !== 'string' || !TYPES.has(frame.type)) return null;
+  // Every frame but error and refreshed belongs to a room.
+  if (frame.type !== 'error' && frame.type !== 'refreshed' && typeof frame.room !== 'string') return null;
+  return value as ServerFrame;
+}
+
+/** A message frame or history item as the app gets it (only the known fields). */
+export function toChatMessage(room: string, m: HistoryItem & { by?: string; cid?: string }): ChatMessage {
+  const clientId = m.cid ?? m.clientId;
+  return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(typeof clientId === 'string' && { clientId }), ...(m.by !== undefined && { by: m.by }), ...(typeof m.editedAt === 'number' && { editedAt: m.editedAt }) };
+}
