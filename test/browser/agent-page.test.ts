@@ -167,4 +167,40 @@ describe('browser agent inbox (/agent)', function () {
 
     expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
   });
+
+  it('without auth takes a name; snoozes, assigns and unassigns; shows an edit made on the other instance', async function () {
+    pageProblems.length = 0;
+    const [a, b] = await fullMesh(2);
+    const id = (await authApi(b.httpUrl, undefined, 'POST', '/api/conversations')).body.id as string;
+    const first = (await authApi(b.httpUrl, undefined, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'my order is late' })).body.id as string;
+
+    const page = await openAgentPage(await launch(this), `${a.httpUrl}/agent`);
+    await page.getByLabel('Your agent name').fill('bo');
+    await page.getByRole('button', { name: 'Open the inbox' }).click();
+    await page.getByRole('status').filter({ hasText: 'Signed in as bo' }).waitFor(WAIT);
+    const item = page.locator(`#conversations li[data-id="${id}"]`);
+    await item.getByRole('button').click();
+    await page.locator(`#messages li[data-id="${first}"]`, { hasText: 'my order is late' }).waitFor(WAIT);
+    expect(await page.getByRole('button', { name: 'Load older' }).isVisible()).to.equal(false);
+
+    // An edit on B reaches the page over the mesh.
+    expect((await authApi(b.httpUrl, undefined, 'PATCH', `/api/conversations/${id}/messages/${first}`, { content: 'my order is very late' })).status).to.equal(200);
+    await page.locator(`#messages li[data-id="${first}"]`, { hasText: 'my order is very late(edited)' }).waitFor(WAIT);
+
+    await page.getByRole('button', { name: 'Assign to me' }).click();
+    await page.locator('#conversation-assignee', { hasText: 'assigned to bo' }).waitFor(WAIT);
+    await page.getByRole('button', { name: 'Unassign' }).click();
+    await page.locator('#conversation-assignee', { hasText: 'unassigned' }).waitFor(WAIT);
+    await page.getByRole('button', { name: 'Snooze 1 h' }).click();
+    await page.locator('#conversation-status[data-status="snoozed"]', { hasText: 'snoozed until' }).waitFor(WAIT);
+    await poll(async () => {
+      const found = (await authApi(b.httpUrl, undefined, 'GET', '/api/conversations?status=snoozed')).body.items.find((i: { id: string }) => i.id === id);
+      return found !== undefined && found.assignee === null && found.snoozedUntil > Date.now() + 3500_000;
+    }, { timeoutMs: 5000, what: 'snoozed and unassigned on B' });
+    await item.waitFor({ state: 'detached', ...WAIT });
+    await page.getByRole('button', { name: 'Snoozed', exact: true }).click();
+    await item.waitFor(WAIT);
+    expect(await page.locator('#errors li').allTextContents()).to.deep.equal([]);
+    expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
+  });
 });
