@@ -203,4 +203,16 @@ describe('browser agent inbox (/agent)', function () {
     expect(await page.locator('#errors li').allTextContents()).to.deep.equal([]);
     expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
   });
+
+  it('with AUTH=jwt goes back to the token field when the token is refused', async function () {
+    pageProblems.length = 0;
+    const [a] = await fullMesh(1, AUTH_ENV);
+    const forged = await mint({ sub: 'agent-eve', role: 'agent' }, new TextEncoder().encode('another-secret-of-enough-length-0123456789'));
+    const page = await openAgentPage(await launch(this), `${a.httpUrl}/agent#token=${encodeURIComponent(forged)}`);
+    await page.getByRole('alert').getByText(/refused this token \(unauthorized/).waitFor(WAIT);
+    await page.getByLabel('Agent token').waitFor(WAIT);
+    expect(await page.locator('#desk').isVisible()).to.equal(false);
+    // The browser logs the 401 (and the refused WebSocket upgrade): nothing else.
+    expect(pageProblems.filter((p) => !/status of 401|WebSocket connection/.test(p)), pageProblems.join('\n')).to.deep.equal([]);
+  });
 });

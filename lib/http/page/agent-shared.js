@@ -40,7 +40,7 @@ export async function api(method, path, body) {
   if (body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const answer = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(`${answer.error?.code ?? res.status}: ${answer.error?.message ?? res.statusText}`);
+  if (!res.ok) throw Object.assign(new Error(`${answer.error?.code ?? res.status}: ${answer.error?.message ?? res.statusText}`), { status: res.status });
   return answer;
 }
 export const conversationPath = (id) => `/api/conversations/${encodeURIComponent(id)}`;

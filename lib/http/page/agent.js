@@ -17,6 +17,7 @@ async function loadInbox() {
     state.items = items;
     renderInbox();
   } catch (err) {
+    if (err.status === 401) return signOut(`The server refused this token (${err.message}): paste another.`);
     showError(`inbox: ${err.message}`);
   }
 }
@@ -70,9 +71,10 @@ function connect() {
   state.client = client;
   const here = (frame) => state.open !== null && frame.room === state.open.id;
   client.on('state', (s) => {
+    if (state.client !== client) return;
     if (s.state === 'open') ui.status.textContent = `Signed in as ${state.me}`;
     if (s.state === 'reconnecting') ui.status.textContent = 'Disconnected: reconnecting…';
-    if (s.state === 'closed' && (s.code === 4401 || s.code === 4403)) showError(s.code === 4401 ? 'Your token expired: reload with a new one.' : 'Your token was revoked.');
+    if (s.state === 'closed' && (s.code === 4401 || s.code === 4403)) signOut(s.code === 4401 ? 'Your token expired: paste a new one.' : 'Your token was revoked.');
   });
   client.on('message', (m) => {
     // A resume also replays messages from just before `since` (the client dedupes by id): one
@@ -134,9 +136,24 @@ function signIn() {
   ui.signIn.hidden = true;
   ui.desk.hidden = false;
   ui.status.textContent = `Signed in as ${state.me}`;
+  ui.errors.replaceChildren();
   connect();
   loadInbox();
   state.pollTimer = setInterval(loadInbox, POLL_MS);
+}
+
+// Back to the form (a refused, expired or revoked token): nothing keeps polling or reconnecting.
+function signOut(reason) {
+  clearInterval(state.pollTimer);
+  const client = state.client;
+  Object.assign(state, { client: null, open: null, items: [] });
+  client?.close();
+  ui.desk.hidden = true;
+  ui.view.hidden = true;
+  ui.placeholder.hidden = false;
+  ui.signIn.hidden = false;
+  ui.status.textContent = 'Not signed in';
+  showError(reason);
 }
 
 ui.signIn.addEventListener('submit', (event) => {
