@@ -22,6 +22,8 @@ export const ClientErrorCode = {
   Forbidden: 'forbidden',
   /** DATA_DIR cannot take writes now (disk full, I/O error): the write is not acknowledged. */
   StorageUnavailable: 'storage_unavailable',
+  /** A read cursor (or an edit) names a message the room does not hold (or holds deleted). */
+  UnknownMessage: 'unknown_message',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
@@ -67,7 +69,7 @@ export const ApiErrorCode = {
   MethodNotAllowed: 'method_not_allowed',
   BadJson: 'bad_json',
   InvalidField: 'invalid_field',
-  /** 400: a paging cursor (before/after) that is no message id. */
+  /** 400: a paging cursor (before/after) that is no message id, or an inbox `cursor` not given by the API. */
   InvalidCursor: 'invalid_cursor',
   /** 404: a paging cursor naming a message the conversation does not hold. */
   CursorNotFound: 'cursor_not_found',
@@ -84,5 +86,7 @@ export const ApiErrorCode = {
   Forbidden: 'forbidden',
   /** 503: DATA_DIR cannot take writes now (disk full); retry later. */
   StorageUnavailable: 'storage_unavailable',
+  /** 422: an Idempotency-Key already used by this caller in this conversation for another message. */
+  IdempotencyKeyReused: 'idempotency_key_reused',
   Internal: 'internal',
 } as const;

@@ -218,20 +218,17 @@ export class ConversationStore {
     return removed;
   }
 
-  /** One entry per live conversation, for catch-up. */
-  summary(): SummaryEntry[] {
+  /** One entry per live conversation, for catch-up; `desk` false: digests without the registers (a peer without the desk). */
+  summary(desk = true): SummaryEntry[] {
     const out: SummaryEntry[] = [];
-    for (const conv of this.conversations.values()) {
-      if (this.isExpired(conv)) continue;
-      out.push({ c: conv.id, d: digestText(conv), a: conv.lastActivity });
-    }
+    for (const conv of this.liveConversations()) out.push({ c: conv.id, d: digestText(conv, desk), a: conv.lastActivity });
     return out;
   }
 
-  /** Digest of one conversation ('' if we do not hold it). */
-  digestOf(room: string): string {
+  /** Digest of one conversation ('' if we do not hold it); `desk` as for summary. */
+  digestOf(room: string, desk = true): string {
     const conv = this.live(room);
-    return conv ? digestText(conv) : '';
+    return conv ? digestText(conv, desk) : '';
   }
 
   /** Ids of every message and tombstone (prefixed `t:`) we hold for a conversation. */

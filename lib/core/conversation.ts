@@ -71,6 +71,9 @@ export interface Conversation {
   /** Set digest: XOR of a 64-bit hash of every entry and tombstone id, in two 32-bit lanes. */
   digestHi: number;
   digestLo: number;
+  /** The same over the registers' winners (kept apart: a peer without the desk compares only the above). */
+  registersHi: number;
+  registersLo: number;
   /** What this conversation costs in memory, estimated (see the *_BYTES constants). */
   bytes: number;
 }
@@ -98,7 +101,7 @@ export function clientKey(sender: string, cid: string): string {
 
 /** A conversation created by the write with this id, active at `wall`, holding nothing yet. */
 export function newConversation(id: string, createdId: string, wall: number): Conversation {
-  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), fields: new Map(), reads: new Map(), edits: new Map(), updatedAt: wall, visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
+  return { id, createdId, lastActivity: wall, messages: [], byId: new Map(), cids: new Map(), fields: new Map(), reads: new Map(), edits: new Map(), updatedAt: wall, visible: 0, tombstones: new Map(), orphanTombstones: 0, digestHi: 0, digestLo: 0, registersHi: 0, registersLo: 0, bytes: CONVERSATION_BYTES + 2 * id.length };
 }
 
 /** Takes the owner a `created` write names: the one from the smallest such write wins, in any order. */
@@ -204,7 +207,7 @@ function dropEdit(conv: Conversation, messageId: string): void {
   const edit = conv.edits.get(messageId);
   if (edit === undefined) return;
   conv.edits.delete(messageId);
-  toggle(conv, 'e:' + edit.id);
+  toggle(conv, 'e:' + edit.id, true);
   conv.bytes -= registerBytes(edit);
 }
 
@@ -253,8 +256,13 @@ function insertionIndex(list: StoredMessage[], message: StoredMessage): number {
  * independent 32-bit FNV-1a-style lanes with a final mix: not cryptographic (peers are
  * trusted), only there to tell two sets apart, and cheap enough to run on every message.
  */
-export function toggle(conv: Conversation, text: string): void {
+export function toggle(conv: Conversation, text: string, register = false): void {
   const [a, b] = idHash(text);
+  if (register) {
+    conv.registersHi = (conv.registersHi ^ a) >>> 0;
+    conv.registersLo = (conv.registersLo ^ b) >>> 0;
+    return;
+  }
   conv.digestHi = (conv.digestHi ^ a) >>> 0;
   conv.digestLo = (conv.digestLo ^ b) >>> 0;
 }
@@ -282,6 +290,9 @@ export function hexDigest(hi: number, lo: number): string {
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
-export function digestText(conv: Conversation): string {
-  return hexDigest(conv.digestHi, conv.digestLo);
+/** The digest of everything held; `desk` false: of messages and tombstones only (for a peer without the desk). */
+export function digestText(conv: Conversation, desk = true): string {
+  const hi = desk ? (conv.digestHi ^ conv.registersHi) >>> 0 : conv.digestHi;
+  const lo = desk ? (conv.digestLo ^ conv.registersLo) >>> 0 : conv.digestLo;
+  return hexDigest(hi, lo);
 }

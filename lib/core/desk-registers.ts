@@ -11,10 +11,10 @@ import { compare, registerBytes, showEdit, toggle, type ApplyResult, type Conver
 /** Replaces a register's winner: digest and bytes follow. */
 function replace<W extends FieldWrite | ReadWrite | EditedWrite>(conv: Conversation, prefix: string, held: W | undefined, next: W): void {
   if (held !== undefined) {
-    toggle(conv, prefix + held.id);
+    toggle(conv, prefix + held.id, true);
     conv.bytes -= registerBytes(held);
   }
-  toggle(conv, prefix + next.id);
+  toggle(conv, prefix + next.id, true);
   conv.bytes += registerBytes(next);
 }
 

@@ -12,6 +12,7 @@ import type { PresenceMeta } from '../mesh/envelope.js';
 import type { ClientFrame, JoinFrame, RoomEvent } from '../protocol/client-frames.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
+import { reopenOnCustomerMessage } from '../replication/reopen.js';
 import type { ClientConnection } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
 
@@ -113,8 +114,20 @@ export class RoomCommands {
         const cid = frame.clientId === undefined ? {} : { cid: frame.clientId };
         const { result, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by, ...cid }, false);
         // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
-        if (result !== 'applied') this.notStored(conn, result, 'message');
-        else durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message'));
+        if (result !== 'applied') return this.notStored(conn, result, 'message');
+        durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message'));
+        // Without auth every WebSocket sender counts as the customer (agents work over REST).
+        if (conn.identity === null || conn.identity.role === 'customer') reopenOnCustomerMessage(this.replicator, frame.room);
+        return;
+      }
+      case 'read': {
+        const user = conn.rooms.get(frame.room);
+        if (user === undefined) return this.gateway.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} to mark it read`);
+        const at = this.store.messageTimestamp(frame.room, frame.upTo);
+        if (at === null) return this.gateway.sendError(conn, ClientErrorCode.UnknownMessage, `${frame.room} holds no message ${JSON.stringify(frame.upTo.slice(0, 64))}`);
+        // A cursor that would move back changes nothing (duplicate): no receipt.
+        const { result } = this.replicator.commit({ type: 'read', room: frame.room, id: this.store.nextId(), user: conn.identity?.sub ?? user, upTo: frame.upTo, at }, false);
+        if (result !== 'applied' && result !== 'duplicate') this.notStored(conn, result, 'read cursor');
         return;
       }
     }

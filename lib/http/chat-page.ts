@@ -1,6 +1,8 @@
 /**
  * The browser pages: GET (or HEAD) /, /app.js and /style.css (the chat), and /mesh, /mesh.js
- * and /mesh.css (the live view of the mesh, whose data is GET /mesh/state), served from
+ * and /mesh.css (the live view of the mesh, whose data is GET /mesh/state), and /agent,
+ * /agent.js (with /agent-shared.js and /agent-conversation.js) and /agent.css (the agent inbox,
+ * on the REST API and chatmesh/client), served from
  * lib/http/page/ with their content types, `Cache-Control: no-cache` and a strict
  * Content-Security-Policy (the page has no inline script or style).
  *
@@ -33,6 +35,12 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/mesh': { file: 'mesh.html', type: 'text/html; charset=utf-8' },
   '/mesh.js': { file: 'mesh.js', type: JS },
   '/mesh.css': { file: 'mesh.css', type: 'text/css; charset=utf-8' },
+  // The agent inbox: the page is open too; its data comes from /api (a token with AUTH=jwt).
+  '/agent': { file: 'agent.html', type: 'text/html; charset=utf-8' },
+  '/agent.js': { file: 'agent.js', type: JS },
+  '/agent-shared.js': { file: 'agent-shared.js', type: JS },
+  '/agent-conversation.js': { file: 'agent-conversation.js', type: JS },
+  '/agent.css': { file: 'agent.css', type: 'text/css; charset=utf-8' },
   '/client.js': { file: '', type: JS },
 };
 /** /client.js: the library's entry, at a path of its own. */

@@ -11,6 +11,8 @@
  * A node still speaks it as the dialer, to an acceptor whose welcome has no `df` (it checks
  * that proof before sending its own); as the acceptor, it answers a hello without `df` the old
  * way only when no MESH_SECRET is set (no proofs at all), and refuses it otherwise (4005).
+ * `desk` (DESK_FEATURE) in a hello or welcome says the node takes the support desk's writes
+ * (status, assignment, read cursors, edits: issue 13) and typing; a node without it is never sent them.
  * A refusal is a close with a CloseCode (Rejected, VersionMismatch, Self, ...) and a reason.
  * After the handshake every frame on the link is a mesh envelope (lib/mesh/envelope.ts).
  */

@@ -37,6 +37,8 @@ export interface FloodHeader {
   a?: 1;
   /** On a presence event: the origin's connection and its presence-table version. */
   p?: PresenceMeta;
+  /** 1: a write only peers that announced `desk` take (never sent to others, nor forwarded to them). */
+  d?: 1;
 }
 
 /** Both non-negative safe integers: a header with anything else in `p` is malformed. */
@@ -98,7 +100,7 @@ export function decodeEnvelope(frame: Buffer): Envelope | null {
         if (typeof p !== 'object' || p === null || !isCount(p.c) || !isCount(p.v)) return null;
         presence = { p: { c: p.c, v: p.v } };
       }
-      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}), ...presence }, payload };
+      return { header: { t: h.t, id: h.id, o: h.o, h: h.h, r: h.r, ...(h.a === 1 ? { a: 1 as const } : {}), ...(h.d === 1 ? { d: 1 as const } : {}), ...presence }, payload };
     case 'ack':
       if (typeof h.id !== 'string' || !ID_PATTERN.test(h.id)) return null;
       return { header: { t: 'ack', id: h.id }, payload };

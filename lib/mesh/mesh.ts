@@ -94,8 +94,13 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /** Sends a store write, born on this node, to every peer (see Router.publishWrite). */
-  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<WriteAcks> {
-    return this.router.publishWrite(room, id, payload, ackTimeoutMs);
+  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null, deskOnly = false): Promise<WriteAcks> {
+    return this.router.publishWrite(room, id, payload, ackTimeoutMs, deskOnly);
+  }
+
+  /** True when the linked peer announced `desk` in the handshake: it takes the desk's writes. */
+  speaksDesk(peerId: string): boolean {
+    return this.peers.linkTo(peerId)?.desk === true;
   }
 
   /** Sends a catch-up frame to one peer. */

@@ -94,8 +94,8 @@ export class Router {
    * once every peer linked now has acknowledged it, or after that time, with how many did;
    * without, peers send no acknowledgement and it resolves at once. Never rejects.
    */
-  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null): Promise<WriteAcks> {
-    const links = this.flood('w', room, id, payload, ackTimeoutMs !== null);
+  publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null, deskOnly = false): Promise<WriteAcks> {
+    const links = this.flood('w', room, id, payload, ackTimeoutMs !== null, undefined, deskOnly);
     const expected = links.length;
     if (expected === 0 || ackTimeoutMs === null) return Promise.resolve({ acked: 0, expected: 0 });
     return new Promise((resolve) => {
@@ -154,13 +154,18 @@ export class Router {
   }
 
   /** Sends an event born here on every link; returns the links it went on only when acks are awaited. */
-  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false, presence?: PresenceMeta): Link[] {
+  private flood(kind: 'room' | 'w', room: string, id: string, payload: Buffer, ack = false, presence?: PresenceMeta, deskOnly = false): Link[] {
     this.seen.add(id);
     if (this.table.size === 0) return [];
-    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}) };
+    const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}), ...(deskOnly ? { d: 1 as const } : {}) };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
-    for (const link of this.table.links()) link.send(frame);
-    return ack ? [...this.table.links()] : [];
+    const sent: Link[] = [];
+    for (const link of this.table.links()) {
+      if (deskOnly && link.desk !== true) continue; // a node of the previous protocol would count it invalid
+      link.send(frame);
+      sent.push(link);
+    }
+    return ack ? sent : [];
   }
 
   private onFlood(from: Link, header: FloodHeader, payload: Buffer): void {
@@ -195,7 +200,8 @@ export class Router {
     let frame: Buffer | null = null;
     for (const link of this.table.links()) {
       if (link === from || link.id === header.o) continue;
-      if (header.t === 'typing' && link.desk !== true) continue; // see publishTyping
+      // A desk write (d) or typing (see publishTyping) never goes to a node of the previous protocol.
+      if ((header.d === 1 || header.t === 'typing') && link.desk !== true) continue;
       if (originLinks?.has(link.id)) {
         this.counters.skippedForwards++;
         continue;

@@ -43,7 +43,13 @@ export interface RefreshFrame {
   type: 'refresh';
   token: string;
 }
-export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | TypingFrame;
+/** Moves this member's read cursor forward to message `upTo` (members get a `read` receipt). */
+export interface ReadFrame {
+  type: 'read';
+  room: string;
+  upTo: string;
+}
+export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | TypingFrame | ReadFrame;
 /** What a connection with a token may send. */
 export type AuthClientFrame = ClientFrame | RefreshFrame;
 
@@ -134,6 +140,13 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
         return fail(ClientErrorCode.InvalidField, `clientId must be a string of 1 to ${MAX_CLIENT_ID_LENGTH} characters without control characters`);
       }
       return { ok: true, frame: { type, room, user, text, clientId } };
+    }
+    case 'read': {
+      const room = checkName(obj, 'room', limits);
+      if (typeof room !== 'string') return room;
+      const upTo = obj.upTo;
+      if (typeof upTo !== 'string' || upTo.length === 0 || upTo.length > 256) return fail(ClientErrorCode.InvalidField, 'upTo must be a message id');
+      return { ok: true, frame: { type, room, upTo } };
     }
     case 'refresh': {
       if (!limits.authenticated) break;

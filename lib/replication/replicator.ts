@@ -17,11 +17,13 @@ import type { Logger } from '../log.js';
 import type { ApplyResult, ConversationStore, SummaryEntry, WritePath } from '../core/conversation-store.js';
 import type { DiskStore } from '../storage/disk-store.js';
 import { parseTimestampId } from '../core/hybrid-clock.js';
-import { decodeWrite, isLiveWrite, isValidName, stampedBy, writeId, type StoreWrite } from '../core/store-write.js';
+import { decodeWrite, isValidName, stampedBy, writeId, type StoreWrite } from '../core/store-write.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
 import { CatchUpHold } from './catch-up-hold.js';
 import { HistorySync } from './history-sync.js';
+import { givePages, summaryPages } from './catch-up-pages.js';
+import { SnoozeTimers, conversationFrame, liveFrame } from './desk-delivery.js';
 
 /**
  * replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of
@@ -41,8 +43,7 @@ interface ReplicatorEvents {
   born: [write: StoreWrite];
 }
 
-/** Summary entries per frame, and the most bytes of entries or writes per frame (see frameBytes). */
-const SUMMARY_PAGE = 1000;
+/** The most bytes of entries or writes per catch-up frame (see frameBytes). */
 const GIVE_BYTES = 256 * 1024;
 export interface CommitResult {
   /**
@@ -68,6 +69,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   lagObserver: ((ms: number) => void) | null = null;
   /** With DATA_DIR: the catch-up of the disk, and the history beyond memory's window. */
   readonly history: HistorySync | null;
+  /** Snoozes end without a write: members here are told at `until` (desk-delivery.ts). */
+  private readonly snoozes: SnoozeTimers;
 
   constructor(
     readonly store: ConversationStore,
@@ -79,6 +82,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     private readonly disk: DiskStore | null = null,
   ) {
     super();
+    this.snoozes = new SnoozeTimers(store, (room) => {
+      const frame = conversationFrame(store, room, Date.now());
+      if (frame) this.emit('deliver', room, frame);
+    });
     if (disk) mesh.ackAfter = () => disk.durable();
     this.history = disk ? new HistorySync(store, disk.history, sync, mesh, options, (peerId, writes) => this.onGive(peerId, writes, undefined, false)) : null;
     mesh.on('write', this.onPeerWrite);
@@ -93,6 +100,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   }
 
   start(): void {
+    this.snoozes.armAll();
     this.sweeper = setInterval(() => {
       const removed = this.store.sweep();
       this.disk?.removeRooms(removed);
@@ -108,6 +116,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.mesh.off('peer-up', this.onPeerUp);
     this.mesh.off('peer-down', this.onPeerDown);
     this.hold.close();
+    this.snoozes.close();
   }
 
   /**
@@ -126,8 +135,10 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     if (durable) durable.then(() => this.emit('born', write), () => {});
     else this.emit('born', write);
     const id = writeId(write);
-    if (isLiveWrite(write)) this.offerWhenDurable(write.room, payload, id, durable);
-    const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null);
+    const frame = liveFrame(this.store, write, payload, Date.now());
+    if (frame) this.offerWhenDurable(write.room, frame, id, durable);
+    // The desk's writes go only to peers that announced `desk` (an older node would count them invalid).
+    const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null, isDeskWrite(write));
     return { result, replicated, durable: durable ?? DONE };
   }
 
@@ -136,6 +147,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const result = this.store.apply(write, path);
     const older = result === 'ignored' ? this.history?.keepOlder(write) : null;
     if (older) return { result: 'applied', durable: older };
+    if (result === 'applied' && write.type === 'field' && write.f === 'status') this.snoozes.noteStatus(write);
     if (result !== 'applied' || !this.disk) return { result, durable: null };
     // A message deleted before it arrived, or a delete: the message's record becomes its
     // placeholder; an edit (or a message edited before it arrived): its record takes the text.
@@ -191,7 +203,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       this.lagObserver?.(lag);
       this.emit('lag', origin, lag);
     }
-    if (this.isVisible(write)) this.offerWhenDurable(room, payload, id, durable);
+    const frame = liveFrame(this.store, write, payload, Date.now());
+    if (frame) this.offerWhenDurable(room, frame, id, durable);
   };
 
   /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */
@@ -207,12 +220,6 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     return new Set([...(held ?? []), ...pending.map((p) => p.id)]);
   }
 
-  /** A write members should see live: not a creation, and not a message already deleted. */
-  private isVisible(write: StoreWrite): boolean {
-    if (!isLiveWrite(write)) return false;
-    return write.type !== 'message' || this.store.hasMessage(write.room, write.id);
-  }
-
   private readonly onPeerUp = (peerId: string): void => {
     // Live deliveries wait until catch-up with this peer is done (see catch-up-hold.ts).
     this.hold.linked(peerId);
@@ -220,22 +227,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   };
 
   private sendSummary(peerId: string): void {
-    const entries = this.history?.withDigests(this.store.summary()) ?? this.store.summary();
-    const maxBytes = this.frameBytes();
-    let page: SummaryEntry[] = [];
-    let bytes = 0;
-    for (const entry of entries) {
-      const size = Buffer.byteLength(JSON.stringify(entry)) + 1;
-      if (page.length > 0 && (page.length >= SUMMARY_PAGE || bytes + size > maxBytes)) {
-        this.sync.send(peerId, { k: 'sum', entries: page });
-        page = [];
-        bytes = 0;
-      }
-      page.push(entry);
-      bytes += size;
-    }
-    // Sent even when empty: the peer learns we hold nothing, and `last` ends its hold.
-    this.sync.send(peerId, { k: 'sum', entries: page, last: true });
+    // A peer without the desk compares digests of messages and deletes only.
+    const desk = this.mesh.speaksDesk(peerId);
+    const entries = this.history?.withDigests(this.store.summary(desk)) ?? this.store.summary(desk);
+    const pages = summaryPages(entries, this.frameBytes());
+    // The last is sent even when empty: the peer learns we hold nothing, and `last` ends its hold.
+    pages.forEach((entries, i) => this.sync.send(peerId, i === pages.length - 1 ? { k: 'sum', entries, last: true } : { k: 'sum', entries }));
     this.counters.summariesSent++;
   }
 
@@ -252,6 +249,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   private onSummary(peerId: string, entries: SummaryEntry[], last: boolean): void {
     const now = Date.now();
+    const desk = this.mesh.speaksDesk(peerId);
     let invalid = 0;
     for (const e of entries) {
       if (!isValidName(e?.c, this.options.maxNameLength) || typeof e.d !== 'string' || typeof e.a !== 'number') {
@@ -260,7 +258,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       }
       if (now - e.a > this.options.conversationTtlMs) continue; // expired: never brought back
       this.history?.compare(peerId, e);
-      if (this.store.digestOf(e.c) === e.d) continue;
+      if (this.store.digestOf(e.c, desk) === e.d) continue;
       this.counters.wantsSent++;
       this.hold.awaiting(peerId, e.c);
       this.sync.send(peerId, { k: 'want', c: e.c, ids: this.store.idsOf(e.c) });
@@ -271,26 +269,17 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   private onWant(peerId: string, room: string, ids: unknown[]): void {
     if (!isValidName(room, this.options.maxNameLength)) return this.mesh.reportInvalid(peerId, 'catch-up want');
-    const maxBytes = this.frameBytes();
     const theirs = new Set(ids.filter((id): id is string => typeof id === 'string'));
-    let batch: StoreWrite[] = [];
-    let bytes = 0;
-    for (const write of this.store.writesMissingFrom(room, theirs)) {
-      const size = Buffer.byteLength(JSON.stringify(write));
-      if (bytes + size > maxBytes && batch.length > 0) {
-        this.sync.send(peerId, { k: 'give', writes: batch });
-        batch = [];
-        bytes = 0;
-      }
-      batch.push(write);
-      bytes += size;
-    }
+    let writes = this.store.writesMissingFrom(room, theirs);
+    if (!this.mesh.speaksDesk(peerId)) writes = writes.filter((w) => !isDeskWrite(w));
+    const pages = givePages(writes, this.frameBytes());
     // Always a final frame, even empty: it ends the other side's hold on this room.
-    this.sync.send(peerId, { k: 'give', writes: batch, c: room, last: true });
+    pages.forEach((batch, i) => this.sync.send(peerId, i === pages.length - 1 ? { k: 'give', writes: batch, c: room, last: true } : { k: 'give', writes: batch }));
   }
 
   private onGive(peerId: string, writes: unknown[], room: string | undefined, last: boolean): void {
     let invalid = 0;
+    const now = Date.now();
     for (const value of writes) {
       const write = decodeWrite(value, this.options);
       if (!write) {
@@ -301,10 +290,16 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       this.counters.writesReceivedInCatchUp++;
       // Members here missed it while the link was down: they get it now, before anything
       // live that is held for this room (catch-up-hold.ts).
-      if (this.isVisible(write)) this.emit('deliver', write.room, Buffer.from(JSON.stringify(write)));
+      const frame = liveFrame(this.store, write, null, now);
+      if (frame) this.emit('deliver', write.room, frame);
     }
     // The valid writes of the frame are kept; the frame counts once, however many were not.
     if (invalid > 0) this.mesh.reportInvalid(peerId, `catch-up: ${invalid} of ${writes.length} writes`);
     if (last && room !== undefined) this.hold.given(peerId, room);
   }
+}
+
+/** The support desk's writes (core/desk-writes.ts): only for peers that announced `desk`. */
+function isDeskWrite(write: StoreWrite): boolean {
+  return write.type === 'field' || write.type === 'read' || write.type === 'edited';
 }

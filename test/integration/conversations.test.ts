@@ -377,11 +377,11 @@ describe('conversations: errors', () => {
 
     // 405 with Allow.
     const wrongMethods: Array<[string, string, string]> = [
-      ['PUT', '/api/conversations', 'POST'],
-      ['GET', '/api/conversations', 'POST'],
+      ['PUT', '/api/conversations', 'GET, HEAD, POST'],
+      ['DELETE', '/api/conversations', 'GET, HEAD, POST'],
       ['GET', messages, 'POST'],
-      ['DELETE', `/api/conversations/${id}`, 'GET, HEAD'],
-      ['POST', `${messages}/${deletedOnce.id}`, 'DELETE'],
+      ['DELETE', `/api/conversations/${id}`, 'GET, HEAD, PATCH'],
+      ['POST', `${messages}/${deletedOnce.id}`, 'PATCH, DELETE'],
       ['POST', '/health', 'GET, HEAD'],
     ];
     for (const [method, path, allow] of wrongMethods) {

@@ -1,6 +1,9 @@
 /**
  * Messages of a conversation:
  *   POST   /api/conversations/:id/messages              → 201 {id, sender, content, timestamp, author?}
+ *     With `Idempotency-Key` (1–64 characters): the same key from the same caller in the same
+ *     conversation, on any instance, stores nothing new and answers 200 with the original
+ *     message (422 idempotency_key_reused if its content differs). The key is the write's `cid`.
  *   DELETE /api/conversations/:id/messages/:messageId   → 204
  * With AUTH=jwt the sender follows from the role (a service says which it posts as), and a
  * customer deletes only its own messages (403).
@@ -9,7 +12,8 @@ import type { FastifyInstance } from 'fastify';
 import { ApiErrorCode } from '../../../errors.js';
 // The same window every instance applies to messages from peers (store-write.ts): a client's
 // `timestamp` from 30 days before now (importing recent history) to 60 s after (clock skew).
-import { MESSAGE_TS_MAX_FUTURE_MS, MESSAGE_TS_MAX_PAST_MS } from '../../../core/store-write.js';
+import { MESSAGE_TS_MAX_FUTURE_MS, MESSAGE_TS_MAX_PAST_MS, isClientId } from '../../../core/store-write.js';
+import { reopenOnCustomerMessage } from '../../../replication/reopen.js';
 import type { ApiDeps } from '../deps.js';
 import { ApiError, forbidden, invalid, notFound } from '../errors.js';
 import { errors, idParam, messageSchema } from '../schemas.js';
@@ -29,6 +33,7 @@ export function messageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       summary: 'Post a message',
       security: [{ bearer: [] }],
       params: { type: 'object', required: ['id'], properties: { id: idParam } },
+      headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', description: 'A send that can be retried: 1–64 characters, unique per message.' } } },
       body: {
         type: 'object',
         properties: {
@@ -39,7 +44,8 @@ export function messageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       },
       response: {
         201: { description: 'Stored here, on disk (DATA_DIR) and acknowledged by every linked peer (or the ack timeout passed)', ...messageSchema },
-        ...errors(400, 401, 403, 404, 409, 413, 415, 503, 507),
+        200: { description: 'Idempotency-Key already used for this message: the original, nothing stored', ...messageSchema },
+        ...errors(400, 401, 403, 404, 409, 413, 415, 422, 503, 507),
       },
     },
     handler: async (request, reply) => {
@@ -55,6 +61,15 @@ export function messageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (typeof content !== 'string' || content.trim() === '') throw invalid('content must be a non-empty string');
       if (content.length > options.maxTextLength) throw invalid(`content must be at most ${options.maxTextLength} characters`);
       if (!content.isWellFormed()) throw invalid('content holds an unpaired surrogate');
+      const key = request.headers['idempotency-key'];
+      if (key !== undefined && !isClientId(key)) throw invalid('Idempotency-Key must be 1 to 64 characters without control characters');
+      if (key !== undefined) {
+        const held = store.sentWithClientId(conversationId, who?.sub ?? sender, key);
+        if (held !== null && held.type === 'message') {
+          if (held.text !== content || held.user !== sender) throw new ApiError(422, ApiErrorCode.IdempotencyKeyReused, 'this Idempotency-Key was used for another message in this conversation');
+          return reply.code(200).send({ id: held.id, sender: held.user, content: held.text, timestamp: held.ts, ...(held.by !== undefined && { author: held.by }) });
+        }
+      }
       const given = body.timestamp;
       if (given !== undefined && !Number.isSafeInteger(given)) throw invalid('timestamp must be whole milliseconds since 1970');
       const stamp = store.nextStamp();
@@ -66,7 +81,8 @@ export function messageRoutes(app: FastifyInstance, deps: ApiDeps): void {
         // Older than every message kept in a full conversation: it would be dropped at once.
         throw new ApiError(409, ApiErrorCode.OutsideHistory, 'the conversation is full and this timestamp is older than every message it keeps');
       }
-      await commitAndWait(replicator, { type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp, ...(who !== null && { by: who.sub }) });
+      await commitAndWait(replicator, { type: 'message', id: stamp.id, room: conversationId, user: sender, text: content, ts: timestamp, ...(who !== null && { by: who.sub }), ...(key !== undefined && { cid: key }) });
+      if (sender === 'customer') reopenOnCustomerMessage(replicator, conversationId);
       return reply.code(201).send({ id: stamp.id, sender, content, timestamp, ...(who !== null && { author: who.sub }) });
     },
   });
