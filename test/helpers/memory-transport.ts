@@ -15,8 +15,8 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
   readonly address: string;
   readonly dialerId: string;
   readonly direction: 'in' | 'out';
-  /** Every memory node speaks the current protocol, the desk's writes included. */
-  readonly desk = true;
+  /** The peer takes the desk's writes (current protocol); a test sets it false for a peer of before. */
+  desk = true;
   lastSeen = Date.now();
   rttMs: number | null = null;
   /** Frames sent on this end, in order (for assertions). */
