@@ -12,13 +12,16 @@ import type { ConversationStore } from '../../../core/conversation-store.js';
 import { ApiErrorCode } from '../../../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { ApiError, invalid, notFound } from '../errors.js';
-import { errors, idParam, messageSchema } from '../schemas.js';
+import { conversationItem } from '../../../core/inbox.js';
+import { conversationSchema, errors, idParam, messageSchema } from '../schemas.js';
 import { commitAndWait } from '../writes.js';
 
 /** A conversation this identity may see (a customer: its own); else 404, as if it did not exist. */
 export function visible(store: ConversationStore, id: string, who: Identity | null): void {
   if (!store.has(id) || (who?.role === 'customer' && store.ownerOf(id) !== who.sub)) throw notFound('no such conversation');
 }
+
+const { lastMessage: _lastMessage, ...deskProperties } = conversationSchema.properties;
 
 export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { store, replicator, creations, disk } = deps;
@@ -72,7 +75,8 @@ export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
           type: 'object',
           required: ['id', 'messages'],
           additionalProperties: false,
-          properties: { id: { type: 'string' }, messages: { type: 'array', items: messageSchema } },
+          // The desk's view of it (as an inbox item, without lastMessage), then its history.
+          properties: { ...deskProperties, messages: { type: 'array', items: messageSchema } },
         },
         ...errors(400, 401, 404, 503),
       },
@@ -84,7 +88,9 @@ export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (!recent) throw notFound('no such conversation');
       // Memory holds the newest messages (and every delete among them); the disk, what is older.
       const messages = disk ? [...disk.historyBefore(id, recent[0] ?? null), ...recent] : recent;
-      return { id, messages };
+      const conv = store.conversation(id);
+      const { lastMessage: _, ...desk } = conv ? conversationItem(conv, Date.now(), request.identity?.sub) : { id, lastMessage: null };
+      return { ...desk, messages };
     },
   });
 }
