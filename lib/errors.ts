@@ -69,6 +69,10 @@ export const ApiErrorCode = {
   MethodNotAllowed: 'method_not_allowed',
   BadJson: 'bad_json',
   InvalidField: 'invalid_field',
+  /** 400: a paging cursor that is not one the API gives (before/after: no message id; the inbox's cursor: not its `next`). */
+  InvalidCursor: 'invalid_cursor',
+  /** 404: a paging cursor naming a message the conversation does not hold. */
+  CursorNotFound: 'cursor_not_found',
   UnsupportedMediaType: 'unsupported_media_type',
   PayloadTooLarge: 'payload_too_large',
   OutsideHistory: 'outside_history',
@@ -82,8 +86,6 @@ export const ApiErrorCode = {
   Forbidden: 'forbidden',
   /** 503: DATA_DIR cannot take writes now (disk full); retry later. */
   StorageUnavailable: 'storage_unavailable',
-  /** 400: a `cursor` that is not one given by the API (garbage, or from another listing). */
-  InvalidCursor: 'invalid_cursor',
   /** 422: an Idempotency-Key already used by this caller in this conversation for another message. */
   IdempotencyKeyReused: 'idempotency_key_reused',
   Internal: 'internal',

@@ -10,14 +10,13 @@
  */
 import type http from 'node:http';
 import Fastify, { type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import { ApiErrorCode } from '../../errors.js';
 import { forbiddenKey } from '../../protocol/forbidden-keys.js';
-import { VERSION } from '../../version.js';
 import type { ApiDeps } from './deps.js';
 import { ApiError, invalid, notFound, sendError, unsupportedMediaType } from './errors.js';
 import { addIdentityHook } from './identity.js';
+import { OpenApiDocument } from './openapi-doc.js';
 import { registerRoutes } from './routes/index.js';
 
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -73,14 +72,8 @@ export async function createRestApi(server: http.Server, deps: ApiDeps): Promise
     }
   });
   answerUnmatched(app);
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'chatmesh REST API', version: VERSION, description: 'Conversations over a brokerless chat mesh. Errors are {"error":{"code","message"}}.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-    },
-  });
-  registerRoutes(app, deps);
+  const openApi = new OpenApiDocument(app);
+  registerRoutes(app, deps, openApi);
   await app.ready();
   if (handle === null) throw new Error('fastify did not call serverFactory');
   return { handle, close: () => app.close() };

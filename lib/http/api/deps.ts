@@ -1,15 +1,13 @@
 /** What the /api routes work with: one object, built by ChatNode and handed to every route file. */
 import type { AuthOptions, TokenVerifier } from '../../auth/index.js';
 import type { ChatmeshOptions } from '../../config.js';
-import type { ConversationStore, StoredMessage } from '../../core/conversation-store.js';
+import type { ConversationStore } from '../../core/conversation-store.js';
+import type { OlderHistory } from '../../core/history-page.js';
 import type { CreationLimiter } from '../../core/creation-limiter.js';
 import type { Replicator } from '../../replication/replicator.js';
 import type { Revocations } from '../../replication/revocations.js';
 
-/** The history kept on disk (DATA_DIR, storage/disk-window.ts) that sorts before a message. */
-export interface OlderHistory {
-  historyBefore(room: string, before: Pick<StoredMessage, 'timestamp' | 'id'> | null): StoredMessage[];
-}
+export type { OlderHistory } from '../../core/history-page.js';
 
 export type ApiOptions = Pick<ChatmeshOptions, 'maxBodyBytes' | 'maxTextLength' | 'maxNameLength'>;
 

@@ -14,6 +14,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.js';
+import type { OpenApiDocument } from '../openapi-doc.js';
 import { conversationRoutes } from './conversations.js';
 import { deskMessageRoutes } from './desk-messages.js';
 import { deskRoutes } from './desk.js';
@@ -21,11 +22,11 @@ import { messageRoutes } from './messages.js';
 import { openApiRoute } from './openapi.js';
 import { revocationRoutes } from './revocations.js';
 
-export function registerRoutes(app: FastifyInstance, deps: ApiDeps): void {
+export function registerRoutes(app: FastifyInstance, deps: ApiDeps, openApi: OpenApiDocument): void {
   conversationRoutes(app, deps);
   deskRoutes(app, deps);
   messageRoutes(app, deps);
   deskMessageRoutes(app, deps);
   revocationRoutes(app, deps);
-  openApiRoute(app);
+  openApiRoute(app, openApi);
 }
