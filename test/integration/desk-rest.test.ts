@@ -79,6 +79,8 @@ describe('desk over REST', function () {
     // GET of the conversation carries the same view, then its history.
     const { lastMessage: _last, ...view } = settled;
     expect(await ok(call(b, 'GET', `/api/conversations/${id}`))).to.deep.equal({ ...view, messages: [] });
+    // A PATCH that changes nothing writes nothing.
+    expect((await ok(call(a, 'PATCH', `/api/conversations/${id}`, { assignee: 'agent-b', status: 'pending' }))).updatedAt).to.equal(settled.updatedAt);
     // Members on B were told, with the conversation as it reads.
     const frame = await member.waitFor((f) => f.type === 'conversation' && f.assignee === 'agent-b');
     expect(frame).to.include({ room: id, id });
