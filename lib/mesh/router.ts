@@ -67,8 +67,8 @@ export class Router {
    * Sends a room event, born on this node, to every peer. `payload` is the frame exactly as
    * clients receive it; it is not parsed again anywhere in the mesh.
    */
-  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
-    this.flood('room', room, id, payload, false, presence);
+  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta, deskOnly = false): void {
+    this.flood('room', room, id, payload, false, presence, deskOnly);
   }
 
   /**
