@@ -69,7 +69,7 @@ export const ApiErrorCode = {
   MethodNotAllowed: 'method_not_allowed',
   BadJson: 'bad_json',
   InvalidField: 'invalid_field',
-  /** 400: a paging cursor (before/after) that is no message id, or an inbox `cursor` not given by the API. */
+  /** 400: a paging cursor that is not one the API gives (before/after: no message id; the inbox's cursor: not its `next`). */
   InvalidCursor: 'invalid_cursor',
   /** 404: a paging cursor naming a message the conversation does not hold. */
   CursorNotFound: 'cursor_not_found',

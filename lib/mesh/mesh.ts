@@ -78,9 +78,9 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.peers.removeTarget(address, source);
   }
 
-  /** Sends a room event, born on this node, to every peer (see Router.publish). */
-  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
-    this.router.publish(room, id, payload, presence);
+  /** Sends a room event, born on this node, to every peer (see Router.publish); `deskOnly`: only to peers that announced `desk` (typing). */
+  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta, deskOnly = false): void {
+    this.router.publish(room, id, payload, presence, deskOnly);
   }
 
   /** Sends a typing event, born on this node, towards the nodes with members in its room (see Router.publishTyping). */

@@ -69,8 +69,8 @@ export class Router {
    * Sends a room event, born on this node, to every peer. `payload` is the frame exactly as
    * clients receive it; it is not parsed again anywhere in the mesh.
    */
-  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta): void {
-    this.flood('room', room, id, payload, false, presence);
+  publish(room: string, id: string, payload: Buffer, presence?: PresenceMeta, deskOnly = false): void {
+    this.flood('room', room, id, payload, false, presence, deskOnly);
   }
 
   /**
@@ -159,9 +159,13 @@ export class Router {
     if (this.table.size === 0) return [];
     const header: FloodHeader = { t: kind, id, o: this.options.nodeId, h: this.options.hopLimit, r: room, ...(ack ? { a: 1 as const } : {}), ...(presence ? { p: presence } : {}), ...(deskOnly ? { d: 1 as const } : {}) };
     const frame = Buffer.concat([encodeEnvelopeHeader(header), payload]);
+    if (!deskOnly) {
+      for (const link of this.table.links()) link.send(frame);
+      return ack ? [...this.table.links()] : [];
+    }
     const sent: Link[] = [];
     for (const link of this.table.links()) {
-      if (deskOnly && link.desk !== true) continue; // a node of the previous protocol would count it invalid
+      if (link.desk !== true) continue; // a node of the previous protocol would count it invalid
       link.send(frame);
       sent.push(link);
     }

@@ -16,9 +16,13 @@ export function liveFrame(store: ConversationStore, write: StoreWrite, payload: 
   switch (write.type) {
     case 'created':
       return null;
-    case 'message':
-      // A message deleted before it arrived shows nothing.
-      return store.hasMessage(write.room, write.id) ? (payload ?? Buffer.from(JSON.stringify(write))) : null;
+    case 'message': {
+      const entry = store.conversation(write.room)?.byId.get(write.id);
+      // A message deleted before it arrived shows nothing; one edited before it arrived, its current text.
+      if (entry === undefined || entry.deleted) return null;
+      if (entry.content !== write.text) return Buffer.from(JSON.stringify({ ...write, text: entry.content }));
+      return payload ?? Buffer.from(JSON.stringify(write));
+    }
     case 'deleted':
       return payload ?? Buffer.from(JSON.stringify(write));
     case 'field':

@@ -23,7 +23,7 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
   deaf = false;
   closed = false;
   /** The peer announced `desk` (see handshake-frames.ts DESK_FEATURE). */
-  readonly desk: boolean;
+  desk: boolean;
   private other!: MemoryLink;
 
   constructor(identity: LinkIdentity) {

@@ -76,6 +76,11 @@ describe('desk over REST', function () {
     expect(settled.status).to.equal('pending');
     expect(settled.assignee).to.equal('agent-b');
     expect(['pro', 'free']).to.include(settled.metadata.plan);
+    // GET of the conversation carries the same view, then its history.
+    const { lastMessage: _last, ...view } = settled;
+    expect(await ok(call(b, 'GET', `/api/conversations/${id}`))).to.deep.equal({ ...view, messages: [] });
+    // A PATCH that changes nothing writes nothing.
+    expect((await ok(call(a, 'PATCH', `/api/conversations/${id}`, { assignee: 'agent-b', status: 'pending' }))).updatedAt).to.equal(settled.updatedAt);
     // Members on B were told, with the conversation as it reads.
     const frame = await member.waitFor((f) => f.type === 'conversation' && f.assignee === 'agent-b');
     expect(frame).to.include({ room: id, id });
@@ -119,10 +124,14 @@ describe('desk over REST', function () {
     const reused = await call(b, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'pay twice' }, undefined, key);
     expect(reused.status).to.equal(422);
     expect(reused.body.error.code).to.equal('idempotency_key_reused');
+    // Edited since: the retry is still the same send (200, the message as it now reads).
+    await ok(call(a, 'PATCH', `/api/conversations/${id}/messages/${original.id}`, { content: 'pay now' }));
+    const retried = await ok(call(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'pay' }, undefined, key));
+    expect(retried).to.include({ id: original.id, content: 'pay now' });
     // The same key from another sender is another send.
     await ok(call(b, 'POST', `/api/conversations/${id}/messages`, { sender: 'agent', content: 'paid' }, undefined, key), 201);
     expect((await call(b, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'x' }, undefined, { 'idempotency-key': 'k'.repeat(65) })).status).to.equal(400);
-    expect((await ok(call(a, 'GET', `/api/conversations/${id}`))).messages.map((m: any) => m.content)).to.deep.equal(['pay', 'paid']);
+    expect((await ok(call(a, 'GET', `/api/conversations/${id}`))).messages.map((m: any) => m.content)).to.deep.equal(['pay now', 'paid']);
   });
 
   it('bad input to every new request: a clear 4xx, never a 500, nothing stored', async () => {

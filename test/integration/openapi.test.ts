@@ -27,6 +27,8 @@ interface Example {
   /** A JSON body (sent as application/json), or raw text with its content type. */
   body?: unknown;
   raw?: { type: string; text: string };
+  /** Other request headers (Idempotency-Key). */
+  headers?: Record<string, string>;
 }
 
 /** What the examples refer to, made before they run. */
@@ -66,6 +68,9 @@ const EXAMPLES: Record<string, (c: Context) => Example[]> = {
     { what: 'a customer posting as agent', status: 403, path: `/api/conversations/${c.room}/messages`, who: 'customer', body: { sender: 'agent', content: 'x' } },
     { what: 'an unknown conversation', status: 404, path: '/api/conversations/nope/messages', who: 'agent', body: { content: 'x' } },
     { what: 'no body', status: 415, path: `/api/conversations/${c.room}/messages`, who: 'agent' },
+    { what: 'with an Idempotency-Key', status: 201, path: `/api/conversations/${c.room}/messages`, who: 'customer', body: { content: 'once' }, headers: { 'idempotency-key': 'oa-1' } },
+    { what: 'the same again', status: 200, path: `/api/conversations/${c.room}/messages`, who: 'customer', body: { content: 'once' }, headers: { 'idempotency-key': 'oa-1' } },
+    { what: 'the same key, another content', status: 422, path: `/api/conversations/${c.room}/messages`, who: 'customer', body: { content: 'twice' }, headers: { 'idempotency-key': 'oa-1' } },
   ],
   'DELETE /api/conversations/{id}/messages/{messageId}': (c) => [
     { what: 'a customer deleting the agent\'s message', status: 403, path: `/api/conversations/${c.room}/messages/${c.agents}`, who: 'customer' },
@@ -129,8 +134,8 @@ describe('OpenAPI document (GET /api/openapi.json)', function () {
       agent: await mint({ sub: 'agent-1', role: 'agent' }),
       service: await mint({ sub: 'backend', role: 'service' }),
     };
-    const call = async (method: string, path: string, who: Who, body?: unknown, raw?: Example['raw']) => {
-      const headers: Record<string, string> = {};
+    const call = async (method: string, path: string, who: Who, body?: unknown, raw?: Example['raw'], extra: Record<string, string> = {}) => {
+      const headers: Record<string, string> = { ...extra };
       if (who !== null) headers.authorization = `Bearer ${tokens[who]}`;
       const text = raw?.text ?? (body === undefined ? undefined : JSON.stringify(body));
       if (raw) headers['content-type'] = raw.type;
@@ -163,7 +168,7 @@ describe('OpenAPI document (GET /api/openapi.json)', function () {
       const method = key.split(' ')[0];
       for (const e of examples) {
         const what = `${key} (${e.what})`;
-        const res = await call(method, e.path, e.who, e.body, e.raw);
+        const res = await call(method, e.path, e.who, e.body, e.raw, e.headers);
         expect(res.status, `${what}: status; body ${res.text.slice(0, 200)}`).to.equal(e.status);
         const response = op.responses[String(e.status)];
         expect(response, `${what}: status ${e.status} is documented`).to.not.equal(undefined);

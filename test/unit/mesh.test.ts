@@ -86,6 +86,27 @@ describe('mesh over in-memory links', () => {
     }
   });
 
+  it('a desk-only write or room event goes to no peer of the previous protocol, neither from its origin nor forwarded', async () => {
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => node(id, { hopLimit: 2 }));
+    await link([a, b], [b, c], [a, d]);
+    // C and D did not announce `desk`: B's link to C, A's link to D.
+    b.transport.linksTo('c')[0].desk = false;
+    a.transport.linksTo('d')[0].desk = false;
+    a.mesh.publishWrite('r', 'desk-1', Buffer.from('{"type":"read"}'), null, true);
+    a.mesh.publishWrite('r', 'plain-1', Buffer.from('{"type":"message"}'), null);
+    // A room event too (typing): desk-only, then a plain one.
+    a.mesh.publish('r', 'desk-room-1', Buffer.from('typing'), undefined, true);
+    a.mesh.publish('r', 'plain-room-1', Buffer.from('presence'));
+    await until(() => c.writes.length === 1 && d.writes.length === 1 && b.writes.length === 2 && c.rooms.length === 1 && d.rooms.length === 1, 'the plain ones everywhere');
+    for (let i = 0; i < 5; i++) await turn();
+    expect(b.rooms).to.deep.equal(['r:typing', 'r:presence']);
+    expect(c.rooms).to.deep.equal(['r:presence']);
+    expect(d.rooms).to.deep.equal(['r:presence']);
+    expect(b.writes).to.deep.equal(['r:{"type":"read"}', 'r:{"type":"message"}']);
+    expect(c.writes).to.deep.equal(['r:{"type":"message"}']);
+    expect(d.writes).to.deep.equal(['r:{"type":"message"}']);
+  });
+
   it('delivers once per event id: copies that come another way are dropped as duplicates', async () => {
     // A ring A-B-C-D-A: C hears A's event from B and from D.
     const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((id) => node(id, { hopLimit: 3 }));

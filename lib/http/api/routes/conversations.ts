@@ -14,13 +14,16 @@ import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, readPage } from '../../../core/hist
 import { ApiErrorCode } from '../../../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { ApiError, invalid, notFound } from '../errors.js';
-import { errors, idParam, messageSchema } from '../schemas.js';
+import { conversationItem } from '../../../core/inbox.js';
+import { conversationSchema, errors, idParam, messageSchema } from '../schemas.js';
 import { commitAndWait } from '../writes.js';
 
 /** A conversation this identity may see (a customer: its own); else 404, as if it did not exist. */
 export function visible(store: ConversationStore, id: string, who: Identity | null): void {
   if (!store.has(id) || (who?.role === 'customer' && store.ownerOf(id) !== who.sub)) throw notFound('no such conversation');
 }
+
+const { lastMessage: _lastMessage, ...deskProperties } = conversationSchema.properties;
 
 export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { store, replicator, creations, disk } = deps;
@@ -87,8 +90,9 @@ export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
           type: 'object',
           required: ['id', 'messages'],
           additionalProperties: false,
+          // The desk's view of it (as an inbox item, without lastMessage), then its history.
           properties: {
-            id: { type: 'string' },
+            ...deskProperties,
             messages: { type: 'array', items: messageSchema },
             prev: { type: ['string', 'null'], description: 'Older messages exist: ask before=prev.' },
             next: { type: ['string', 'null'], description: 'Newer messages exist: ask after=next.' },
@@ -101,18 +105,20 @@ export function conversationRoutes(app: FastifyInstance, deps: ApiDeps): void {
       const { id } = request.params as { id: string };
       const query = request.query as { limit?: number; before?: string; after?: string };
       visible(store, id, request.identity);
+      const conv = store.conversation(id);
+      if (!conv) throw notFound('no such conversation');
+      const { lastMessage: _, ...desk } = conversationItem(conv, Date.now(), request.identity?.sub);
       if (query.limit !== undefined || query.before !== undefined || query.after !== undefined) {
         if (query.before !== undefined && query.after !== undefined) throw invalid('give before or after, not both');
         const page = readPage(store, disk, id, { ...query, limit: query.limit ?? PAGE_LIMIT_DEFAULT });
         if (page === 'invalid_cursor') throw new ApiError(400, ApiErrorCode.InvalidCursor, 'before/after must be a message id');
         if (page === 'cursor_not_found') throw new ApiError(404, ApiErrorCode.CursorNotFound, 'no such message in this conversation: start again from the newest page');
-        return { id, ...page };
+        return { ...desk, ...page };
       }
-      const recent = store.history(id);
-      if (!recent) throw notFound('no such conversation');
+      const recent = store.history(id) ?? [];
       // Memory holds the newest messages (and every delete among them); the disk, what is older.
       const messages = disk ? [...disk.historyBefore(id, recent[0] ?? null), ...recent] : recent;
-      return { id, messages };
+      return { ...desk, messages };
     },
   });
 }

@@ -9,7 +9,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { SNOOZE_MAX_MS, METADATA_MAX_KEYS, isAgentId, metadataProblem, type FieldWrite, type Metadata, type Status } from '../../../core/desk-writes.js';
-import { INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, conversationItem, decodeCursor, inbox, type InboxQuery } from '../../../core/inbox.js';
+import { INBOX_LIMIT_DEFAULT, INBOX_LIMIT_MAX, conversationItem, conversationState, decodeCursor, inbox, type ConversationState, type InboxQuery } from '../../../core/inbox.js';
 import { ApiErrorCode } from '../../../errors.js';
 import type { ApiDeps } from '../deps.js';
 import { ApiError, invalid, notFound } from '../errors.js';
@@ -119,11 +119,27 @@ export function deskRoutes(app: FastifyInstance, deps: ApiDeps): void {
         if (problem !== null) throw invalid(problem);
         writes.push({ type: 'field', room: id, id: store.nextId(), f: 'metadata', v: body.metadata, ...by });
       }
-      // Each field its own write (see above); answered once all are stored and replicated.
-      await Promise.all(writes.map((w) => commitAndWait(replicator, w)));
+      // Each field its own write (see above), only where it changes something (a write is an
+      // event: webhooks, `conversation` frames); answered once all are stored and replicated.
+      const current = store.conversation(id);
+      const state = current === null ? null : conversationState(current, now);
+      const changes = writes.filter((w) => state === null || !sameValue(state, w));
+      await Promise.all(changes.map((w) => commitAndWait(replicator, w)));
       const conv = store.conversation(id);
       if (conv === null) throw notFound('no such conversation');
       return conversationItem(conv, Date.now(), who?.sub);
     },
   });
+}
+
+/** True when a field write would leave the conversation as it reads now. */
+function sameValue(state: ConversationState, write: FieldWrite): boolean {
+  switch (write.f) {
+    case 'status':
+      return state.status === write.v && state.snoozedUntil === write.until;
+    case 'assignee':
+      return state.assignee === write.v;
+    case 'metadata':
+      return JSON.stringify(state.metadata) === JSON.stringify(write.v);
+  }
 }

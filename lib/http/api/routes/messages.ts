@@ -14,6 +14,7 @@ import { ApiErrorCode } from '../../../errors.js';
 // `timestamp` from 30 days before now (importing recent history) to 60 s after (clock skew).
 import { MESSAGE_TS_MAX_FUTURE_MS, MESSAGE_TS_MAX_PAST_MS, isClientId } from '../../../core/store-write.js';
 import { reopenOnCustomerMessage } from '../../../replication/reopen.js';
+import { publicMessage } from '../../../core/conversation.js';
 import type { ApiDeps } from '../deps.js';
 import { ApiError, forbidden, invalid, notFound } from '../errors.js';
 import { errors, idParam, messageSchema } from '../schemas.js';
@@ -65,9 +66,12 @@ export function messageRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (key !== undefined && !isClientId(key)) throw invalid('Idempotency-Key must be 1 to 64 characters without control characters');
       if (key !== undefined) {
         const held = store.sentWithClientId(conversationId, who?.sub ?? sender, key);
-        if (held !== null && held.type === 'message') {
-          if (held.text !== content || held.user !== sender) throw new ApiError(422, ApiErrorCode.IdempotencyKeyReused, 'this Idempotency-Key was used for another message in this conversation');
-          return reply.code(200).send({ id: held.id, sender: held.user, content: held.text, timestamp: held.ts, ...(held.by !== undefined && { author: held.by }) });
+        const entry = held === null ? undefined : store.conversation(conversationId)?.byId.get(held.id);
+        if (entry !== undefined) {
+          // Edited or deleted since, its text says nothing of the send: the send was taken, that is the answer.
+          const changed = entry.deleted || entry.editedAt !== undefined;
+          if (entry.sender !== sender || (!changed && entry.content !== content)) throw new ApiError(422, ApiErrorCode.IdempotencyKeyReused, 'this Idempotency-Key was used for another message in this conversation');
+          return reply.code(200).send(publicMessage(entry));
         }
       }
       const given = body.timestamp;
