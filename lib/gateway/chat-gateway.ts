@@ -19,7 +19,6 @@ import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ConversationStore } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
-import type { PresenceChange } from '../core/presence-table.js';
 import { rejectUpgrade } from '../http/responses.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
 import { decodeClientFrame, errorFrame, type RoomEvent } from '../protocol/client-frames.js';
@@ -27,6 +26,7 @@ import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
+import { PresenceBatcher } from './presence-batcher.js';
 import { RoomCommands, type CommandGateway } from './room-commands.js';
 import { encodeTextFrame } from './text-frame.js';
 import { UNSENT_BUDGET_CHECK_MS, enforceUnsentBudget } from './unsent-budget.js';
@@ -36,7 +36,7 @@ export type GatewayOptions = Pick<
   ChatmeshOptions,
   | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
   | 'maxClientBufferBytes' | 'clientWriteDeadlineMs' | 'maxClientBufferHardBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
-  | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'maxUnsentBytes'
+  | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'maxUnsentBytes' | 'presenceMaxMembers'
 >;
 
 /** Counters read by /metrics. */
@@ -64,6 +64,8 @@ export class ChatGateway implements CommandGateway {
   private nextConnectionId = 1;
   private readonly limits: ConnectionLimits;
   private readonly commands: RoomCommands;
+  /** Joins and leaves to local members: one frame per room per turn; counts only in big rooms. */
+  private readonly presenceOut: PresenceBatcher;
   private closing = false;
   /** AUTH=jwt: token checks at the upgrade, expiry and refresh; null with AUTH=none. */
   private readonly auth: ClientAuth | null;
@@ -99,8 +101,8 @@ export class ChatGateway implements CommandGateway {
       coalescer: new WriteCoalescer(),
     };
     this.commands = new RoomCommands(options, this, store, replicator, presence, creations);
+    this.presenceOut = new PresenceBatcher(this.rooms, presence.table, options.presenceMaxMembers, this.counters);
     replicator.on('deliver', this.deliverLocal);
-    presence.on('deliver', this.deliverLocal);
     presence.on('change', this.onPresenceChange);
   }
 
@@ -217,14 +219,9 @@ export class ChatGateway implements CommandGateway {
       this.replicator.commit(event, false);
       return;
     }
-    const payload = Buffer.from(JSON.stringify(event));
-    const members = this.rooms.members(room);
-    if (members.size > 0) {
-      const frame = encodeTextFrame(payload);
-      for (const member of members) if (member !== except) member.sendFrame(frame, payload);
-      this.counters.deliveries += except && members.has(except) ? members.size - 1 : members.size;
-    }
-    this.presence.publish(room, payload, presence);
+    // Local members hear presence at the end of the turn, batched (presence-batcher.ts); peers at once.
+    this.presenceOut.add(room, event.event, event.user, except);
+    this.presence.publish(room, Buffer.from(JSON.stringify(event)), presence);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -234,8 +231,8 @@ export class ChatGateway implements CommandGateway {
     if (this.budget) clearInterval(this.budget);
     this.heartbeat = this.budget = null;
     this.replicator.off('deliver', this.deliverLocal);
-    this.presence.off('deliver', this.deliverLocal);
     this.presence.off('change', this.onPresenceChange);
+    this.presenceOut.close();
     const closes: Promise<void>[] = [];
     for (const conn of this.connections) {
       closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
@@ -278,9 +275,9 @@ export class ChatGateway implements CommandGateway {
     ws.on('error', (err) => this.log.debug('client socket error', { conn: conn.id, error: err.message }));
   }
 
-  /** A join or leave this node worked out itself (a node became unreachable, or came back). */
-  private readonly onPresenceChange = (change: PresenceChange): void => {
-    this.deliverLocal(change.room, Buffer.from(JSON.stringify({ type: 'presence', event: change.event, room: change.room, user: change.user })));
+  /** A join or leave from a peer, or one this node worked out itself (a node became unreachable, or came back). */
+  private readonly onPresenceChange = (change: { event: 'join' | 'leave'; room: string; user: string }): void => {
+    this.presenceOut.add(change.room, change.event, change.user);
   };
 
   /** Answers a client frame with an error frame (the connection stays open). */
