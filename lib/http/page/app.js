@@ -103,7 +103,8 @@ function onFrame(frame) {
       setStatus(`Connected as ${state.user}`);
       if (frame.gap) ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.'));
       for (const message of frame.history ?? []) addMessage(message);
-      setMembers(frame.members ?? []);
+      if (frame.truncated) setCount(frame.count);
+      else setMembers(frame.members ?? []);
       // A long resume comes in pages: ask for the next one.
       if (frame.more && typeof frame.next === 'string') send({ type: 'join', room: state.room, user: state.user, since: frame.since, after: frame.next });
       break;
@@ -114,7 +115,12 @@ function onFrame(frame) {
       removeMessage(frame.id);
       break;
     case 'presence':
-      if (frame.event === 'join') {
+      if (Array.isArray(frame.joined)) {
+        // Several joins and leaves in one frame (a busy moment).
+        for (const name of frame.joined) state.members.add(name);
+        renderMembers();
+        if (frame.left.length > 0) send({ type: 'members', room: state.room });
+      } else if (frame.event === 'join') {
         state.members.add(frame.user);
         renderMembers();
       } else {
@@ -123,7 +129,12 @@ function onFrame(frame) {
       }
       break;
     case 'members':
-      setMembers(frame.members ?? []);
+      if (frame.truncated) setCount(frame.count);
+      else setMembers(frame.members ?? []);
+      break;
+    case 'occupancy':
+      // A big room tells counts only (PRESENCE_MAX_MEMBERS).
+      setCount(frame.count);
       break;
   }
 }
@@ -160,6 +171,11 @@ function removeMessage(id) {
 function setMembers(list) {
   state.members = new Set(list);
   renderMembers();
+}
+
+function setCount(count) {
+  state.members = new Set();
+  ui.members.replaceChildren(el('li', 'notice', `${count} members`));
 }
 
 function renderMembers() {
