@@ -6,6 +6,16 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+
+// Keep V8's young generation at its first size (1 MiB per semi-space), as
+// `--max-semi-space-size=1` would. V8 doubles it, up to 16 MiB, whenever the objects that
+// outlive a scavenge add up to its size, and a join storm's new connections do: 2,500
+// connections grew it by ~24 MiB of RSS that an idle server never gives back (about 10 KiB
+// per connection, against ~6 for the connection itself; see docs/benchmarks.md). Set before
+// anything is loaded, so it holds from the start; a semi-space flag of your own wins.
+const v8Options = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
+if (!/semi[-_]space/.test(v8Options)) setFlagsFromString('--semi-space-growth-factor=1');
 
 let lib;
 try {

@@ -40,7 +40,7 @@ const servers = ports.map((port) =>
   }),
 );
 const stopAll = () => servers.forEach((s) => s.kill('SIGTERM'));
-process.on('SIGINT', () => { stopAll(); process.exit(130); });
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => { stopAll(); process.exit(130); });
 
 const kib = (pid, field) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -92,8 +92,13 @@ try {
   clients.forEach((c, i) => c.ws.send(JSON.stringify({ type: 'join', room: ROOM, user: `u${i}` })));
   const deadline = Date.now() + 120_000;
   while ((joined < CLIENTS || performance.now() - Math.max(lastPresenceAt, allJoinedAt) < QUIET_MS) && Date.now() < deadline) await sleep(50);
+  // A server still busy with the storm answers late: give up on the reply after 5 s.
   const members = await new Promise((resolve) => {
-    clients[0].ws.once('message', (data) => resolve(JSON.parse(data)));
+    const timer = setTimeout(() => resolve({ timedOut: true }), 5000);
+    clients[0].ws.on('message', (data) => {
+      const f = JSON.parse(data);
+      if (f.type === 'members' && !f.joined) (clearTimeout(timer), resolve(f));
+    });
     clients[0].ws.send(JSON.stringify({ type: 'members', room: ROOM }));
   });
   const result = {
@@ -103,7 +108,7 @@ try {
     lastPresenceMs: lastPresenceAt ? Math.round(lastPresenceAt - stormStart) : null,
     joined, cut,
     framesToClients: Object.values(frames).reduce((a, b) => a + b, 0), framesByType: frames, bytesToClients: bytes,
-    members: { count: members.count, truncated: members.truncated, listed: members.members?.length },
+    members: members.timedOut ? 'no answer within 5 s' : { count: members.count, truncated: members.truncated, listed: members.members?.length },
     servers: servers.map((s, i) => ({ idleRssKiB: idle[i], connectedRssKiB: connected[i], endRssKiB: kib(s.pid, 'VmRSS'), peakRssKiB: kib(s.pid, 'VmHWM') })),
   };
   console.log(`${joined}/${CLIENTS} joined in ${result.allJoinedMs} ms (last presence frame at ${result.lastPresenceMs} ms), ${cut} cut`);
