@@ -18,6 +18,7 @@ import { ClientErrorCode, CloseCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ConversationStore } from '../core/conversation-store.js';
 import type { CreationLimiter } from '../core/creation-limiter.js';
+import type { PresenceChange } from '../core/presence-table.js';
 import { rejectUpgrade } from '../http/responses.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
 import { decodeClientFrame, errorFrame, type RoomEvent } from '../protocol/client-frames.js';
@@ -277,7 +278,7 @@ export class ChatGateway implements CommandGateway {
   }
 
   /** A join or leave from a peer, or one this node worked out itself (a node became unreachable, or came back). */
-  private readonly onPresenceChange = (change: { event: 'join' | 'leave'; room: string; user: string }): void => {
+  private readonly onPresenceChange = (change: PresenceChange): void => {
     this.presenceOut.add(change.room, change.event, change.user);
   };
 
