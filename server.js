@@ -6,6 +6,30 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+
+// V8's young generation may grow to 4 MiB per semi-space, not to its default 16. V8 doubles it
+// whenever the objects that outlive its scavenges add up to its size, and a join storm's new
+// connections do: 2,500 connections grew it by 24 MiB of RSS that an idle server never gives
+// back (about 10 KiB per connection). Held at 1 MiB it cost CPU at a steady load (short-lived
+// objects promoted early); 4 MiB, what loading chatmesh grows it to anyway, cost neither
+// (docs/benchmarks.md). Watched from the start; a semi-space flag of your own wins.
+const YOUNG_GENERATION_MIB = 4;
+if (!/semi[-_]space/.test(`${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`)) {
+  const semiSpace = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  const full = () => {
+    const now = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space') ?? semiSpace;
+    return now.space_used_size + now.space_available_size >= YOUNG_GENERATION_MIB * 1024 * 1024 * 0.9; // page headers aside
+  };
+  // V8 grows it in a scavenge; the next scavenge's report comes before it could double again.
+  const watch = new PerformanceObserver(() => {
+    if (!full()) return;
+    setFlagsFromString('--semi-space-growth-factor=1');
+    watch.disconnect();
+  });
+  watch.observe({ entryTypes: ['gc'] });
+}
 
 let lib;
 try {

@@ -58,6 +58,7 @@ const ENV: Record<string, [keyof ChatmeshOptions, 'int' | 'string' | 'bool']> = 
   MAX_BODY_BYTES: ['maxBodyBytes', 'int'],
   HISTORY_ON_JOIN: ['historyOnJoin', 'int'],
   PER_MESSAGE_DEFLATE: ['perMessageDeflate', 'bool'],
+  PRESENCE_MAX_MEMBERS: ['presenceMaxMembers', 'int'],
   MAX_CLIENT_BUFFER_BYTES: ['maxClientBufferBytes', 'int'],
   CLIENT_WRITE_DEADLINE_MS: ['clientWriteDeadlineMs', 'int'],
   MAX_CLIENT_BUFFER_HARD_BYTES: ['maxClientBufferHardBytes', 'int'],

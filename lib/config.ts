@@ -123,6 +123,7 @@ export interface ChatmeshOptions {
   allowedOrigins: string[];
   /** Offer permessage-deflate to clients (costs CPU and memory per connection). `PER_MESSAGE_DEFLATE=1`. @default false */
   perMessageDeflate: boolean;
+  /** Names in a room (cluster-wide) above which it tells counts only (`occupancy`), not joins and leaves. `PRESENCE_MAX_MEMBERS`. @default 1000 */ presenceMaxMembers: number;
   /** `LOG_LEVEL`. @default 'info' */
   logLevel: LogLevel;
 }
@@ -175,7 +176,7 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
   replicationAckTimeoutMs: 1000,
   maxBodyBytes: 64 * 1024,
   historyOnJoin: 50,
-  perMessageDeflate: false,
+  perMessageDeflate: false, presenceMaxMembers: 1000,
   maxClientBufferBytes: 1024 * 1024,
   clientWriteDeadlineMs: 10_000,
   maxClientBufferHardBytes: 16 * 1024 * 1024,
@@ -189,7 +190,6 @@ export const DEFAULTS: Readonly<Omit<ChatmeshOptions, 'meshPort'>> & { meshPort:
 
 /** The shortest MESH_SECRET accepted. */
 export const MIN_MESH_SECRET_LENGTH = 16;
-
 /** Hop limits above this are clamped, whatever a peer sends. */
 export const MAX_HOP_LIMIT = 16;
 
@@ -210,7 +210,7 @@ const POSITIVE_INTEGERS = [
   'conversationTtlMs', 'maxMessagesPerConversation', 'maxConversations', 'maxStoreBytes', 'newConversationsPerMin', 'maxNewConversationsPerConnection',
   'maxReplyBytes', 'maxUnsentBytes',
   'replicationAckTimeoutMs', 'maxBodyBytes', 'maxClientBufferBytes', 'clientWriteDeadlineMs', 'maxClientBufferHardBytes', 'rateLimitPerSec', 'rateLimitBurst',
-  'rateLimitStrikes', 'maxConnections', 'maxMeshConnections',
+  'rateLimitStrikes', 'maxConnections', 'maxMeshConnections', 'presenceMaxMembers',
 ] as const;
 
 /** Merges options over the defaults and checks them; throws ConfigError (naming the option) on a bad value. */

@@ -10,7 +10,7 @@ import { newClientId } from './client-id.js';
 import { Connection } from './connection.js';
 import { Emitter } from './emitter.js';
 import type { ChatClientEvents, ChatClientOptions } from './client-types.js';
-import { toChatMessage, type ChatMessage, type ErrorFrame, type JoinedFrame, type MessageFrame, type ServerFrame } from './frames.js';
+import { afterPresence, toChatMessage, type ChatMessage, type ErrorFrame, type JoinedFrame, type MessageFrame, type ServerFrame } from './frames.js';
 import { InflightRequests, type Inflight } from './inflight.js';
 import { Outbox, type PendingSend } from './outbox.js';
 import { RoomState, type JoinedInfo } from './room-state.js';
@@ -176,18 +176,23 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       case 'presence': {
         const state = this.rooms.get(frame.room);
         if (!state) return;
-        if (frame.event === 'join') this.setMembers(state, [...state.members, frame.user]);
-        // The name may still be in the room on another connection: ask for the list.
-        else this.members(frame.room).catch(() => {});
+        const { members, recheck } = afterPresence(state.members, frame);
+        this.emit('members', state.setMembers(members));
+        if (recheck) this.members(frame.room).catch(() => {});
         return this.emit('presence', frame);
       }
       case 'members': {
         const state = this.rooms.get(frame.room);
         if (!state) return;
         this.inflight.answer('members', (r) => r.room === frame.room);
-        this.setMembers(state, frame.members);
+        this.emit('members', state.setMembers(frame.members, frame.truncated ? frame.count : undefined));
         state.membersWaiters.shift()?.resolve(frame.members);
         return;
+      }
+      case 'occupancy': {
+        const state = this.rooms.get(frame.room);
+        if (state && typeof frame.count === 'number') this.emit('members', state.setMembers([], frame.count));
+        return this.emit('occupancy', frame);
       }
       case 'left': {
         this.inflight.answer('leave', (r) => r.room === frame.room);
@@ -212,7 +217,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.inflight.answer('join', (r) => r.room === frame.room);
     if (!state) return; // left meanwhile
     state.user = frame.user;
-    this.setMembers(state, Array.isArray(frame.members) ? frame.members : []);
+    this.emit('members', state.setMembers(Array.isArray(frame.members) ? frame.members : [], frame.truncated ? frame.count : undefined));
     if (frame.gap) {
       state.gap = true;
       this.emit('gap', { room: state.name });
@@ -291,10 +296,5 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (this.rooms.get(state.name) === state) this.rooms.delete(state.name);
     for (const w of state.waiters.splice(0)) w.reject(error);
     this.outbox.rejectAll(error, state.name);
-  }
-
-  private setMembers(state: RoomState, members: string[]): void {
-    state.members = new Set(members);
-    this.emit('members', { room: state.name, members: state.info().members });
   }
 }

@@ -1,7 +1,7 @@
 /** The ChatClient's options and events. */
 import type { ConnectionOptions, ConnectionState } from './connection.js';
 import type { ChatError } from './chat-error.js';
-import type { ChatMessage, ConversationFrame, DeletedFrame, EditedFrame, PresenceFrame, ReadFrame, TypingFrame } from './frames.js';
+import type { ChatMessage, ConversationFrame, DeletedFrame, EditedFrame, OccupancyFrame, PresenceFrame, ReadFrame, TypingFrame } from './frames.js';
 import type { JoinedInfo } from './room-state.js';
 
 export interface ChatClientOptions extends ConnectionOptions {
@@ -20,7 +20,9 @@ export interface ChatClientEvents {
   joined(info: JoinedInfo): void;
   gap(event: { room: string }): void;
   presence(frame: PresenceFrame): void;
-  members(event: { room: string; members: string[] }): void;
+  /** The member list changed; in a big room (over PRESENCE_MAX_MEMBERS) only `count` is known. */
+  members(event: { room: string; members: string[]; count?: number }): void;
+  occupancy(frame: OccupancyFrame): void;
   deleted(frame: DeletedFrame): void;
   edited(frame: EditedFrame): void;
   conversation(frame: ConversationFrame): void;

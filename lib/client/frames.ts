@@ -33,7 +33,10 @@ export interface JoinedFrame {
   type: 'joined';
   room: string;
   user: string;
+  /** Empty in a big room (over PRESENCE_MAX_MEMBERS): then `count` and `truncated`. */
   members: string[];
+  count?: number;
+  truncated?: boolean;
   history: HistoryItem[];
   /** Present on a resume: the `since` the client sent. */
   since?: string;
@@ -44,11 +47,24 @@ export interface JoinedFrame {
   next?: string;
 }
 
+/**
+ * One join or leave (`event`, `user`), or, when one turn of the server had several, a batch
+ * (`joined`, `left`: each name once; a joiner may see its own name).
+ */
 export interface PresenceFrame {
   type: 'presence';
-  event: 'join' | 'leave';
   room: string;
-  user: string;
+  event?: 'join' | 'leave';
+  user?: string;
+  joined?: string[];
+  left?: string[];
+}
+
+/** A room over PRESENCE_MAX_MEMBERS tells counts only (at most one a second). */
+export interface OccupancyFrame {
+  type: 'occupancy';
+  room: string;
+  count: number;
 }
 
 export interface MessageFrame {
@@ -111,7 +127,10 @@ export interface TypingFrame {
 export interface MembersFrame {
   type: 'members';
   room: string;
+  /** Empty in a big room: then `count` and `truncated`. */
   members: string[];
+  count?: number;
+  truncated?: boolean;
 }
 
 export interface LeftFrame {
@@ -132,7 +151,7 @@ export interface ErrorFrame {
 
 export type ServerFrame =
   | JoinedFrame | PresenceFrame | MessageFrame | DeletedFrame | ConversationFrame | ReadFrame
-  | EditedFrame | TypingFrame | MembersFrame | LeftFrame | RefreshedFrame | ErrorFrame;
+  | EditedFrame | TypingFrame | MembersFrame | OccupancyFrame | LeftFrame | RefreshedFrame | ErrorFrame;
 
 /** Frames the client sends. */
 export type ClientFrame =
@@ -144,7 +163,7 @@ export type ClientFrame =
   | { type: 'read'; room: string; upTo: string }
   | { type: 'refresh'; token: string };
 
-const TYPES = new Set(['joined', 'presence', 'message', 'deleted', 'conversation', 'read', 'edited', 'typing', 'members', 'left', 'refreshed', 'error']);
+const TYPES = new Set(['joined', 'presence', 'message', 'deleted', 'conversation', 'read', 'edited', 'typing', 'members', 'occupancy', 'left', 'refreshed', 'error']);
 
 /** Parses one server text frame; null for anything that is not a known frame. */
 export function parseServerFrame(data: unknown): ServerFrame | null {
@@ -167,4 +186,15 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
 export function toChatMessage(room: string, m: HistoryItem & { by?: string; cid?: string }): ChatMessage {
   const clientId = m.cid ?? m.clientId;
   return { id: m.id, room, user: String(m.user), text: m.text, ts: Number(m.ts) || 0, ...(typeof clientId === 'string' && { clientId }), ...(m.by !== undefined && { by: m.by }), ...(typeof m.editedAt === 'number' && { editedAt: m.editedAt }) };
+}
+
+/** The member list after a presence frame; `recheck`: someone left (the name may still be in the room on another connection: ask). */
+export function afterPresence(members: Iterable<string>, frame: PresenceFrame): { members: string[]; recheck: boolean } {
+  const next = new Set(members);
+  if (frame.joined !== undefined || frame.left !== undefined) {
+    for (const name of Array.isArray(frame.joined) ? frame.joined : []) next.add(String(name));
+    return { members: [...next], recheck: Array.isArray(frame.left) && frame.left.length > 0 };
+  }
+  if (frame.event === 'join' && typeof frame.user === 'string') next.add(frame.user);
+  return { members: [...next], recheck: frame.event === 'leave' };
 }

@@ -5,6 +5,8 @@ export interface JoinedInfo {
   room: string;
   user: string;
   members: string[];
+  /** A big room (over PRESENCE_MAX_MEMBERS): how many are in it (`members` is then empty). */
+  count?: number;
   /** The resume could not be answered whole: messages may have been missed. */
   gap: boolean;
 }
@@ -16,6 +18,8 @@ export class RoomState {
   /** The name the server joined us with. */
   user: string | undefined;
   members = new Set<string>();
+  /** Set in a big room, where the server tells counts only. */
+  count: number | undefined;
   /** The socket this room's (last) join completed on; null while (re)joining. */
   joinedOn: object | null = null;
   /** A paged resume is under way: live messages wait in `buffered` so they come after it. */
@@ -41,8 +45,15 @@ export class RoomState {
     }
   }
 
+  /** Replaces the member list (`count`: a big room, over PRESENCE_MAX_MEMBERS, tells how many, not who); the `members` event. */
+  setMembers(members: string[], count?: number): { room: string; members: string[]; count?: number } {
+    this.members = new Set(members);
+    this.count = count;
+    return { room: this.name, members: [...this.members].sort(), ...(count !== undefined && { count }) };
+  }
+
   info(): JoinedInfo {
-    return { room: this.name, user: this.user ?? '', members: [...this.members].sort(), gap: this.gap };
+    return { room: this.name, user: this.user ?? '', members: [...this.members].sort(), ...(this.count !== undefined && { count: this.count }), gap: this.gap };
   }
 
   /** The socket closed: the join must be done again, and a half-done paged resume starts over. */

@@ -145,6 +145,11 @@ export class PresenceTable {
     return new Set(this.nodesByRoom.get(room)?.keys());
   }
 
+  /** How many names are present in a room, cluster-wide (what `members` would list, without listing it). */
+  count(room: string): number {
+    return this.byRoom.get(room)?.size ?? 0;
+  }
+
   /** Sets a member of a table, keeping the index. */
   private put(table: OriginTable, member: PresenceMember): void {
     const k = key(member.conn, member.room);

@@ -9,7 +9,6 @@
  * members only (the mesh forwards them further itself).
  */
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Identity, RevocationCheck, TokenVerifier } from '../auth/index.js';
@@ -27,6 +26,8 @@ import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { ClientAuth } from './client-auth.js';
 import { ClientConnection, type ConnectionLimits } from './client-connection.js';
+import { PresenceBatcher } from './presence-batcher.js';
+import { socketListeners, type SocketListeners } from './socket-listeners.js';
 import { RoomCommands, type CommandGateway } from './room-commands.js';
 import { encodeTextFrame } from './text-frame.js';
 import { UNSENT_BUDGET_CHECK_MS, enforceUnsentBudget } from './unsent-budget.js';
@@ -36,7 +37,7 @@ export type GatewayOptions = Pick<
   ChatmeshOptions,
   | 'maxPayloadBytes' | 'maxTextLength' | 'maxNameLength' | 'maxRoomsPerConnection' | 'pingIntervalMs' | 'historyOnJoin' | 'perMessageDeflate'
   | 'maxClientBufferBytes' | 'clientWriteDeadlineMs' | 'maxClientBufferHardBytes' | 'rateLimitPerSec' | 'rateLimitBurst' | 'rateLimitStrikes' | 'maxConnections' | 'allowedOrigins'
-  | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'maxUnsentBytes'
+  | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'maxUnsentBytes' | 'presenceMaxMembers'
 >;
 
 /** Counters read by /metrics. */
@@ -57,13 +58,17 @@ export class ChatGateway implements CommandGateway {
   readonly counters: GatewayCounters = { connectionsOpened: 0, connectionsClosed: 0, framesIn: 0, messagesIn: 0, deliveries: 0, errors: {} };
   /** Which local connections are in which room. */
   readonly rooms = new RoomRegistry<ClientConnection>();
-  private readonly connections = new Set<ClientConnection>();
+  /** Open connections by socket (the shared socket listeners find theirs here). */
+  private readonly connections = new Map<WebSocket, ClientConnection>();
+  private readonly listeners: SocketListeners;
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | null = null;
   private budget: NodeJS.Timeout | null = null;
   private nextConnectionId = 1;
   private readonly limits: ConnectionLimits;
   private readonly commands: RoomCommands;
+  /** Joins and leaves to local members: one frame per room per turn; counts only in big rooms. */
+  private readonly presenceOut: PresenceBatcher;
   private closing = false;
   /** AUTH=jwt: token checks at the upgrade, expiry and refresh; null with AUTH=none. */
   private readonly auth: ClientAuth | null;
@@ -99,15 +104,16 @@ export class ChatGateway implements CommandGateway {
       coalescer: new WriteCoalescer(),
     };
     this.commands = new RoomCommands(options, this, store, replicator, presence, creations);
+    this.listeners = socketListeners(this, log);
+    this.presenceOut = new PresenceBatcher(this.rooms, presence.table, options.presenceMaxMembers, this.counters);
     replicator.on('deliver', this.deliverLocal);
-    presence.on('deliver', this.deliverLocal);
-    presence.on('change', this.onPresenceChange);
+    presence.on('change', this.onPresenceChange).on('deliver', this.deliverLocal);
   }
 
   start(): void {
     this.heartbeat = setInterval(() => this.markAlive(), this.options.pingIntervalMs);
     this.budget = setInterval(() => {
-      const cut = enforceUnsentBudget(this.connections, this.options.maxUnsentBytes);
+      const cut = enforceUnsentBudget(this.connections.values(), this.options.maxUnsentBytes);
       if (cut > 0) this.log.warn('clients cut: the server-wide send budget (MAX_UNSENT_BYTES) was full', { cut });
     }, UNSENT_BUDGET_CHECK_MS);
   }
@@ -154,7 +160,7 @@ export class ChatGateway implements CommandGateway {
    * client is pinged again.
    */
   markAlive(): void {
-    for (const conn of this.connections) {
+    for (const conn of this.connections.values()) {
       if (!conn.isAlive) {
         this.log.debug('client missed its pong: dropping it', { conn: conn.id });
         conn.socket.terminate();
@@ -196,7 +202,7 @@ export class ChatGateway implements CommandGateway {
 
   /** Releases everything a closed connection held: room memberships (with presence leave events). */
   cleanup(conn: ClientConnection): void {
-    if (!this.connections.delete(conn)) return;
+    if (!this.connections.delete(conn.socket)) return;
     this.counters.connectionsClosed++;
     this.auth?.unwatch(conn);
     for (const [room, user] of conn.rooms) this.commands.leaveRoom(conn, room, user);
@@ -217,14 +223,9 @@ export class ChatGateway implements CommandGateway {
       this.replicator.commit(event, false);
       return;
     }
-    const payload = Buffer.from(JSON.stringify(event));
-    const members = this.rooms.members(room);
-    if (members.size > 0) {
-      const frame = encodeTextFrame(payload);
-      for (const member of members) if (member !== except) member.sendFrame(frame, payload);
-      this.counters.deliveries += except && members.has(except) ? members.size - 1 : members.size;
-    }
-    this.presence.publish(room, payload, presence);
+    // Local members hear presence at the end of the turn, batched (presence-batcher.ts); peers at once.
+    this.presenceOut.add(room, event.event, event.user, except);
+    this.presence.publish(room, Buffer.from(JSON.stringify(event)), presence);
   }
 
   /** Closes every client with 1001 and stops the heartbeat. */
@@ -234,22 +235,22 @@ export class ChatGateway implements CommandGateway {
     if (this.budget) clearInterval(this.budget);
     this.heartbeat = this.budget = null;
     this.replicator.off('deliver', this.deliverLocal);
-    this.presence.off('deliver', this.deliverLocal);
-    this.presence.off('change', this.onPresenceChange);
+    this.presence.off('change', this.onPresenceChange).off('deliver', this.deliverLocal);
+    this.presenceOut.close();
     const closes: Promise<void>[] = [];
-    for (const conn of this.connections) {
+    for (const conn of this.connections.values()) {
       closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));
       conn.socket.close(CloseCode.GoingAway, 'server shutting down');
     }
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, 1000).unref());
     await Promise.race([Promise.all(closes), deadline]);
-    for (const conn of this.connections) conn.socket.terminate();
+    for (const conn of this.connections.values()) conn.socket.terminate();
     this.wss.close();
   }
 
   /** AUTH=jwt: closes (4403) every connection whose token the revocation table now matches. */
   closeRevoked(check: RevocationCheck): number {
-    return this.auth?.closeRevoked(this.connections, check) ?? 0;
+    return this.auth?.closeRevoked(this.connections.values(), check) ?? 0;
   }
 
   /** Marks the gateway as shutting down (health turns 503) before anything is closed. */
@@ -263,24 +264,22 @@ export class ChatGateway implements CommandGateway {
       ws.close(CloseCode.GoingAway, 'server shutting down');
       return;
     }
-    const conn = new ClientConnection(this.nextConnectionId++, ws, raw, (raw as Socket).remoteAddress ?? 'unknown', this.limits);
+    const conn = new ClientConnection(this.nextConnectionId++, ws, raw, this.limits);
     conn.identity = identity;
     this.auth?.watch(conn);
-    this.connections.add(conn);
+    this.connections.set(ws, conn);
     this.counters.connectionsOpened++;
-    ws.on('message', (data, isBinary) => this.handleMessage(conn, data, isBinary));
-    ws.on('pong', () => {
-      conn.isAlive = true;
-    });
-    ws.on('close', () => this.cleanup(conn));
-    // A reset socket or a protocol violation (ws closes with 1002/1007/1009 itself) costs this
-    // connection only, never the process.
-    ws.on('error', (err) => this.log.debug('client socket error', { conn: conn.id, error: err.message }));
+    for (const event of ['message', 'pong', 'close', 'error'] as const) ws.on(event, this.listeners[event]);
   }
 
-  /** A join or leave this node worked out itself (a node became unreachable, or came back). */
+  /** The open connection on this socket, if any (for the shared socket listeners). */
+  connectionOf(socket: WebSocket): ClientConnection | undefined {
+    return this.connections.get(socket);
+  }
+
+  /** A join or leave from a peer, or one this node worked out itself (a node became unreachable, or came back). */
   private readonly onPresenceChange = (change: PresenceChange): void => {
-    this.deliverLocal(change.room, Buffer.from(JSON.stringify({ type: 'presence', event: change.event, room: change.room, user: change.user })));
+    this.presenceOut.add(change.room, change.event, change.user);
   };
 
   /** Answers a client frame with an error frame (the connection stays open). */

@@ -3,6 +3,7 @@
  * name it joined each with), and whether it answered the last ping. Kept small on purpose:
  * an idle connection should cost a few KiB.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/index.js';
@@ -48,11 +49,14 @@ export class ClientConnection {
     readonly socket: WebSocket,
     /** The TCP socket under `socket` (the one the upgrade came on). */
     private readonly raw: Duplex,
-    /** The client's address (for per-address limits). */
-    readonly address: string,
     private readonly limits: ConnectionLimits,
   ) {
     this.tokens = limits.burst;
+  }
+
+  /** The client's address (for per-address limits): read when needed, not kept by every connection. */
+  get address(): string {
+    return (this.raw as Socket).remoteAddress ?? 'unknown';
   }
 
   /** Takes one token for an incoming frame; false when the connection is over its rate. */

@@ -15,6 +15,7 @@ import type { Replicator } from '../replication/replicator.js';
 import { reopenOnCustomerMessage } from '../replication/reopen.js';
 import type { ClientConnection } from './client-connection.js';
 import { encodeTextFrame } from './text-frame.js';
+import { memberView } from './presence-batcher.js';
 
 /** The gateway as the commands see it. */
 export interface CommandGateway {
@@ -26,7 +27,7 @@ export interface CommandGateway {
 
 export class RoomCommands {
   constructor(
-    private readonly options: Pick<ChatmeshOptions, 'maxRoomsPerConnection' | 'historyOnJoin' | 'maxNewConversationsPerConnection' | 'maxReplyBytes'>,
+    private readonly options: Pick<ChatmeshOptions, 'maxRoomsPerConnection' | 'historyOnJoin' | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'presenceMaxMembers'>,
     private readonly gateway: CommandGateway,
     private readonly store: ConversationStore,
     private readonly replicator: Replicator,
@@ -77,7 +78,7 @@ export class RoomCommands {
           this.gateway.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} to see its members`);
           return;
         }
-        conn.send(Buffer.from(JSON.stringify({ type: 'members', room: frame.room, members: this.presence.table.members(frame.room) })));
+        conn.send(Buffer.from(JSON.stringify({ type: 'members', room: frame.room, ...memberView(this.presence.table, frame.room, this.options.presenceMaxMembers) })));
         return;
       }
       case 'typing': {
@@ -191,7 +192,8 @@ export class RoomCommands {
    * between the replay and the live stream.
    */
   private joinedFrame(room: string, user: string, since: string | undefined, after?: string): Buffer {
-    const members = this.presence.table.members(room);
+    // Above PRESENCE_MAX_MEMBERS: `count` and `truncated` instead of `members`.
+    const members = memberView(this.presence.table, room, this.options.presenceMaxMembers);
     // Messages stored but held from live delivery (catch-up under way) reach this member live:
     // the reply leaves them out, so none comes twice on this connection.
     const held = this.replicator.heldIds(room);
@@ -203,11 +205,11 @@ export class RoomCommands {
       if (answer.complete) {
         // A later page of the same answer: what follows `after` in it.
         const start = after === undefined ? 0 : answer.messages.findIndex((m) => m.id === after) + 1;
-        if (start > 0 || after === undefined) return this.pagedReply({ type: 'joined', room, user, members, since, gap: false }, notHeld(answer.messages.slice(start)), 'oldest');
+        if (start > 0 || after === undefined) return this.pagedReply({ type: 'joined', room, user, ...members, since, gap: false }, notHeld(answer.messages.slice(start)), 'oldest');
       }
-      return this.pagedReply({ type: 'joined', room, user, members, since, gap: true }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
+      return this.pagedReply({ type: 'joined', room, user, ...members, since, gap: true }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
     }
-    return this.pagedReply({ type: 'joined', room, user, members }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
+    return this.pagedReply({ type: 'joined', room, user, ...members }, notHeld(this.store.recent(room, this.options.historyOnJoin)), 'newest');
   }
 
   /**

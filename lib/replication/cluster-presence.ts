@@ -2,8 +2,9 @@
  * Keeps the presence table in step with the mesh: publishes this node's joins and leaves,
  * applies the peers' (room events carrying presence metadata), tells a peer that just linked
  * every table this node holds, merges what peers send, and drops the tables of nodes that
- * can no longer be reached (their members leave). Local members hear peers' events through
- * `deliver`, and the joins and leaves this node works out itself through `change`.
+ * can no longer be reached (their members leave). Local members hear of every join and leave
+ * that is not this node's own, the peers' and those this node works out itself, through `change`
+ * (the gateway batches them per turn: see lib/gateway/presence-batcher.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { ChatmeshOptions } from '../config.js';
@@ -23,9 +24,9 @@ export type ClusterPresenceOptions = Pick<ChatmeshOptions, 'maxNameLength' | 'ma
 const snapshotFrameBytes = (maxPeerPayloadBytes: number) => Math.min(256 * 1024, Math.floor(maxPeerPayloadBytes / 4));
 
 interface ClusterPresenceEvents {
-  /** A join or leave this node worked out itself (a node became unreachable, or came back). */
+  /** A join or leave from a peer, or one this node worked out itself (a node became unreachable, or came back). */
   change: [change: PresenceChange];
-  /** A room event from a peer for the local members of the room, as the peer encoded it. */
+  /** Bytes for the members of a room on this instance: typing indicators from peers. */
   deliver: [room: string, payload: Buffer];
 }
 
@@ -94,7 +95,7 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
       const applied = this.table.applyEvent(origin, meta.v, event!.event as 'join' | 'leave', { conn: meta.c, room, user: event!.user as string });
       if (!applied) return; // stale: a snapshot already told us something newer
     }
-    this.emit('deliver', room, payload);
+    this.emit('change', { event: event!.event as 'join' | 'leave', room, user: event!.user as string });
   };
 
   private readonly onPeerUp = (peerId: string): void => {

@@ -359,8 +359,9 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
     return { hosts, nodes, ports: ps, env };
   }
 
+  // Either shape: one event, or the batch of a moment (`joined` / `left`), as after a heal.
   const isPresence = (event: 'join' | 'leave', user: string, room: string) => (f: Frame) =>
-    f.type === 'presence' && f.event === event && f.user === user && f.room === room;
+    f.type === 'presence' && f.room === room && (f.event === event ? f.user === user : ((event === 'join' ? f.joined : f.left) as string[] | undefined)?.includes(user) === true);
 
   // -------------------------------------------------------------------------------------
 

@@ -287,6 +287,13 @@ describe('config', () => {
       expect(optionsFromEnv({ MAX_MESH_CONNECTIONS: '3' }).maxMeshConnections).to.equal(3);
     });
 
+    it('reads PRESENCE_MAX_MEMBERS, 1000 by default; 0 or a non-number names PRESENCE_MAX_MEMBERS', () => {
+      expect(optionsFromEnv({}).presenceMaxMembers).to.equal(1000);
+      expect(optionsFromEnv({ PRESENCE_MAX_MEMBERS: '50' }).presenceMaxMembers).to.equal(50);
+      expect(() => optionsFromEnv({ PRESENCE_MAX_MEMBERS: '0' })).to.throw(ConfigError, /^PRESENCE_MAX_MEMBERS: /);
+      expect(() => optionsFromEnv({ PRESENCE_MAX_MEMBERS: 'many' })).to.throw(ConfigError, /^PRESENCE_MAX_MEMBERS: /);
+    });
+
     it('parses PEERS: comma list, whitespace, host:port without scheme, localhost, empty items', () => {
       const o = optionsFromEnv({ PEERS: ' ws://10.0.0.1:4000 ,10.0.0.2:4001,, localhost:4002 ,wss://chat.example:8443, ' });
       expect(o.peers).to.deep.equal(['ws://10.0.0.1:4000', 'ws://10.0.0.2:4001', 'ws://127.0.0.1:4002', 'wss://chat.example:8443']);

@@ -61,12 +61,14 @@ function start() {
     state.user = info.user;
     ui.chat.classList.remove('offline');
     setStatus(`Connected as ${state.user}`);
-    renderMembers();
+    // A big room (over PRESENCE_MAX_MEMBERS) tells how many, not who.
+    if (info.count !== undefined) setCount(info.count);
+    else renderMembers();
   });
   client.on('gap', () => ui.messages.append(el('li', 'notice', 'Some messages were missed while disconnected.')));
   client.on('message', addMessage);
   client.on('deleted', (frame) => removeMessage(frame.id));
-  client.on('members', (event) => setMembers(event.members));
+  client.on('members', (event) => (event.count !== undefined ? setCount(event.count) : setMembers(event.members)));
   client.on('error', (err) => showError(`${err.code}: ${err.message}`));
   client.join(state.room).catch((err) => {
     if (state.client !== client) return;
@@ -105,6 +107,11 @@ function removeMessage(id) {
 function setMembers(list) {
   state.members = new Set(list);
   renderMembers();
+}
+
+function setCount(count) {
+  state.members = new Set();
+  ui.members.replaceChildren(el('li', 'notice', `${count} members`));
 }
 
 function renderMembers() {
