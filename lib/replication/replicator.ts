@@ -21,6 +21,7 @@ import { decodeWrite, isValidName, stampedBy, writeId, type StoreWrite } from '.
 import type { Mesh } from '../mesh/mesh.js';
 import type { SyncChannel } from './sync-channel.js';
 import { CatchUpHold } from './catch-up-hold.js';
+import { DurableDeliveries } from './durable-deliveries.js';
 import { HistorySync } from './history-sync.js';
 import { givePages, summaryPages } from './catch-up-pages.js';
 import { SnoozeTimers, conversationFrame, liveFrame } from './desk-delivery.js';
@@ -65,6 +66,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   readonly counters = { writesCommitted: 0, writesFromPeers: 0, summariesSent: 0, wantsSent: 0, writesReceivedInCatchUp: 0 };
   /** Live deliveries held while catch-up with a newly linked peer is under way. */
   private readonly hold = new CatchUpHold((room, payload) => this.emit('deliver', room, payload));
+  /** With DATA_DIR, live deliveries wait for their commit (durable-deliveries.ts). */
+  private readonly deliveries = new DurableDeliveries((room, payload, id) => this.hold.offer(room, payload, id));
   /** Called with the replication lag of each write applied from a peer: now − the write's clock time, ms. */
   lagObserver: ((ms: number) => void) | null = null;
   /** With DATA_DIR: the catch-up of the disk, and the history beyond memory's window. */
@@ -136,7 +139,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     else this.emit('born', write);
     const id = writeId(write);
     const frame = liveFrame(this.store, write, payload, Date.now());
-    if (frame) this.offerWhenDurable(write.room, frame, id, durable);
+    if (frame) this.deliveries.add(write.room, frame, id, durable);
     // The desk's writes go only to peers that announced `desk` (an older node would count them invalid).
     const replicated = this.mesh.publishWrite(write.room, id, payload, waitForAcks ? this.options.replicationAckTimeoutMs : null, isDeskWrite(write));
     return { result, replicated, durable: durable ?? DONE };
@@ -155,28 +158,6 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const changed = edited || write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
     const placeholder = changed ? this.store.placeholderOf(write.room, write.type === 'edited' ? write.msg : write.id) : null;
     return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder) };
-  }
-
-  /** Live deliveries waiting for their commit to disk, in the order of the writes. */
-  private readonly pending: Array<{ room: string; payload: Buffer; id: string; durable: Promise<void> }> = [];
-
-  /**
-   * Live delivery (the sender's echo among them) once the write is on disk, in the order of
-   * the writes; a write that could not be written is not delivered here (the sender gets an
-   * error instead). One callback per commit, not per write.
-   */
-  private offerWhenDurable(room: string, payload: Buffer, id: string, durable: Promise<void> | null): void {
-    if (!durable) return this.hold.offer(room, payload, id);
-    const last = this.pending[this.pending.length - 1];
-    this.pending.push({ room, payload, id, durable });
-    if (last?.durable === durable) return;
-    durable.then(() => this.settle(durable, true), () => this.settle(durable, false));
-  }
-
-  private settle(durable: Promise<void>, ok: boolean): void {
-    let n = 0;
-    while (n < this.pending.length && this.pending[n].durable === durable) n++;
-    for (const entry of this.pending.splice(0, n)) if (ok) this.hold.offer(entry.room, entry.payload, entry.id);
   }
 
   private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {
@@ -204,7 +185,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       this.emit('lag', origin, lag);
     }
     const frame = liveFrame(this.store, write, payload, Date.now());
-    if (frame) this.offerWhenDurable(room, frame, id, durable);
+    if (frame) this.deliveries.add(room, frame, id, durable);
   };
 
   /** The most bytes of entries or writes in one catch-up frame: well under the largest frame a peer takes (it may be configured lower than ours). */
@@ -215,9 +196,8 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   /** Ids of the writes of a room stored but held from live delivery (see CatchUpHold.heldIds). */
   heldIds(room: string): Set<string> | null {
     const held = this.hold.heldIds(room);
-    const pending = this.pending.filter((p) => p.room === room);
-    if (pending.length === 0) return held;
-    return new Set([...(held ?? []), ...pending.map((p) => p.id)]);
+    const pending = this.deliveries.idsIn(room);
+    return pending.length === 0 ? held : new Set([...(held ?? []), ...pending]);
   }
 
   private readonly onPeerUp = (peerId: string): void => {

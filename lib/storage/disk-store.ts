@@ -14,47 +14,24 @@
  * out of it (with its delete) is removed at the next sweep (compact) and at start-up, and
  * rooms that expire or are evicted are removed whole. REST reads the history from here.
  */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
-import { lmdbFileProblem } from './file-check.js';
+import type { RootDatabase } from 'lmdb';
+import { openStoreFile, STORE_FILE } from './store-file.js';
 import type { ConversationStore, StoredMessage, StoreWrite } from '../core/conversation-store.js';
 import { DISK_MESSAGES_DEFAULT, historyBefore, trimWindow, type Key } from './disk-window.js';
 import { DiskDigests } from './disk-digest.js';
 import { DiskHistory } from './disk-history.js';
 
 export { DISK_MESSAGES_DEFAULT } from './disk-window.js';
+export { STORE_FILE } from './store-file.js';
 
 const json = (write: StoreWrite): Buffer => Buffer.from(JSON.stringify(write));
 
-/** LMDB refuses to open a file that is not a whole environment; a file this small never is. */
-const MIN_FILE_BYTES = 8192;
-export const STORE_FILE = 'store.mdb';
-/** Written once the store was first opened here. */
-const OPENED_MARKER = 'store.opened';
 /** The key of the probe write (no room has an empty name). */
 const PROBE: Key = ['', 'probe'];
 /** The key of the eviction horizon (MAX_DISK_BYTES). */
 const HORIZON: Key = ['', 'horizon'];
-
-/**
- * A failed commit (disk full) is reported to each write's promise, which DiskStore handles,
- * and also rejects a promise lmdb keeps to itself, which nothing can handle: that one is
- * ignored here. Every other unhandled rejection is thrown on, as Node would (a crash).
- */
-let guarded = false;
-function guardLmdbCommitFailures(): void {
-  if (guarded) return;
-  guarded = true;
-  process.on('unhandledRejection', (reason) => {
-    const err = reason as (Error & { commitError?: Promise<unknown> }) | null;
-    if (err instanceof Error && err.commitError instanceof Promise && err.message.startsWith('Commit failed')) {
-      err.commitError.catch(() => {});
-      return;
-    }
-    throw reason;
-  });
-}
 
 /**
  * The key of a write's record in its room (a message's is 'm:' + id): one per register for
@@ -96,28 +73,11 @@ export class DiskStore {
    * `maxMessages`: the disk's window per conversation (never smaller than memory's).
    */
   constructor(readonly dir: string, private readonly maxBytes?: number, private readonly maxMessages = DISK_MESSAGES_DEFAULT) {
-    const file = join(dir, STORE_FILE);
-    const marker = join(dir, OPENED_MARKER);
-    const existed = existsSync(marker);
-    guardLmdbCommitFailures();
-    if (existed && !existsSync(file)) {
-      throw new Error(`the store file ${file} is missing from a DATA_DIR used before: refusing to start empty; restore it or remove DATA_DIR to start afresh`);
-    }
-    if (existed && statSync(file).size < MIN_FILE_BYTES) {
-      throw new Error(`the store file ${file} is damaged (${statSync(file).size} bytes): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
-    }
-    const problem = existsSync(file) && statSync(file).size > 0 ? lmdbFileProblem(file) : null;
-    if (problem) {
-      throw new Error(`the store file ${file} is damaged: ${problem}; refusing to start; restore it or remove DATA_DIR to start afresh`);
-    }
-    try {
-      this.db = open<Buffer, Key>({ path: file, noSubdir: true, overlappingSync: false, compression: false, encoding: 'binary' });
-    } catch (err) {
-      throw new Error(`the store file ${file} cannot be opened (${(err as Error).message}): refusing to start empty; restore it or remove DATA_DIR to start afresh`);
-    }
+    const { db, firstOpen } = openStoreFile(dir);
+    this.db = db;
     this.digests = new DiskDigests((key) => this.db.get(key) !== undefined);
     this.history = new DiskHistory(this.db, this.digests, (key, value) => this.keep(key, value));
-    if (!existed) writeFileSync(marker, 'chatmesh store: store.mdb holds the record of this instance\n');
+    firstOpen();
   }
 
   get failed(): boolean {
