@@ -360,6 +360,14 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
   }
 
   // Either shape: one event, or the batch of a moment (`joined` / `left`), as after a heal.
+  /** What a presence frame says about `user`: one event, or a batch (joined/left lists, applied as leaves then joins). */
+  const presenceEventsFor = (f: Frame, room: string, user: string): string[] => {
+    if (f.type !== 'presence' || f.room !== room) return [];
+    if (Array.isArray(f.joined) || Array.isArray(f.left)) {
+      return [...((f.left as string[] | undefined)?.includes(user) ? ['leave'] : []), ...((f.joined as string[] | undefined)?.includes(user) ? ['join'] : [])];
+    }
+    return f.user === user ? [f.event as string] : [];
+  };
   const isPresence = (event: 'join' | 'leave', user: string, room: string) => (f: Frame) =>
     f.type === 'presence' && f.room === room && (f.event === event ? f.user === user : ((event === 'join' ? f.joined : f.left) as string[] | undefined)?.includes(user) === true);
 
@@ -633,7 +641,7 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
     // Presence events from here on.
     const mark = new Map([...users.keys()].map((m) => [m, m.frames.length] as [ChatClient, number]));
     const eventsAbout = (m: ChatClient, user: string) =>
-      m.frames.slice(mark.get(m)).filter((f) => f.type === 'presence' && f.room === room && f.user === user).map((f) => f.event as string);
+      m.frames.slice(mark.get(m)).flatMap((f) => presenceEventsFor(f, room, user));
 
     const cutAt = Date.now();
     await net_!.partition(c.hosts[2]);
