@@ -267,7 +267,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   }
 
   private onError(frame: ErrorFrame): void {
-    const request = this.inflight.blame(frame.code);
+    const request = this.inflight.blame(frame.code, typeof frame.clientId === 'string' ? frame.clientId : undefined);
     const state = request?.room === undefined ? undefined : this.rooms.get(request.room);
     const error = new ChatError(frame.code, frame.message, request?.room);
     const retryMs = this.options.rateLimitRetryMs ?? 1000;

@@ -147,6 +147,9 @@ export interface ErrorFrame {
   type: 'error';
   code: string;
   message: string;
+  /** An error answering a send names its room and clientId (servers since the support desk). */
+  room?: string;
+  clientId?: string;
 }
 
 export type ServerFrame =

@@ -1,8 +1,8 @@
 /**
  * Frames written on the current socket that may still get a reply, in the order written.
- * The server answers frames in order but its error frames name no request: an error is the
- * oldest frame's whose kind can fail with that code (a message's echo may come later than the
- * reply to a later frame, so only the code tells them apart).
+ * The server answers frames in order. An error that names a send's clientId is that send's;
+ * any other is the oldest frame's whose kind can fail with that code (a message's echo may
+ * come later than the reply to a later frame, so only the code tells them apart).
  */
 export type RequestKind = 'join' | 'leave' | 'members' | 'message' | 'typing' | 'read' | 'refresh';
 
@@ -42,7 +42,9 @@ export class InflightRequests {
   }
 
   /** Whose error frame this is: the oldest request that can fail with `code` (taken out), if any. */
-  blame(code: string): Inflight | undefined {
+  blame(code: string, clientId?: string): Inflight | undefined {
+    const named = clientId === undefined ? -1 : this.list.findIndex((r) => r.kind === 'message' && r.clientId === clientId);
+    if (named !== -1) return this.list.splice(named, 1)[0];
     let i = this.list.findIndex((r) => CODES[r.kind].includes(code) || ANY.includes(code));
     // A code this client does not know (a newer server): the oldest request's.
     if (i === -1 && !Object.values(CODES).some((codes) => codes.includes(code)) && !ANY.includes(code)) i = this.list.length > 0 ? 0 : -1;

@@ -21,7 +21,7 @@ import type { CreationLimiter } from '../core/creation-limiter.js';
 import type { PresenceChange } from '../core/presence-table.js';
 import { rejectUpgrade } from '../http/responses.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
-import { decodeClientFrame, errorFrame, type RoomEvent } from '../protocol/client-frames.js';
+import { aboutUndecoded, decodeClientFrame, errorFrame, type ErrorAbout, type RoomEvent } from '../protocol/client-frames.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { ClientAuth } from './client-auth.js';
@@ -186,7 +186,7 @@ export class ChatGateway implements CommandGateway {
         conn.socket.close(CloseCode.PolicyViolation, 'rate limit exceeded');
         return;
       }
-      this.sendError(conn, ClientErrorCode.RateLimited, `over ${this.options.rateLimitPerSec} frames per second`);
+      this.sendError(conn, ClientErrorCode.RateLimited, `over ${this.options.rateLimitPerSec} frames per second`, isBinary ? undefined : aboutUndecoded(data));
       return;
     }
     conn.strikes = 0;
@@ -283,9 +283,9 @@ export class ChatGateway implements CommandGateway {
   };
 
   /** Answers a client frame with an error frame (the connection stays open). */
-  sendError(conn: ClientConnection, code: string, message: string): void {
+  sendError(conn: ClientConnection, code: string, message: string, about?: ErrorAbout): void {
     this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;
-    conn.send(Buffer.from(errorFrame(code, message)));
+    conn.send(Buffer.from(errorFrame(code, message, about)));
   }
 
   /** A room event for local members only (from a peer, or a write applied here): one frame for all. */

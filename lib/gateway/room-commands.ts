@@ -9,7 +9,7 @@ import type { CreationLimiter } from '../core/creation-limiter.js';
 import type { RoomRegistry } from '../core/room-registry.js';
 import { ClientErrorCode } from '../errors.js';
 import type { PresenceMeta } from '../mesh/envelope.js';
-import type { ClientFrame, JoinFrame, RoomEvent } from '../protocol/client-frames.js';
+import type { ClientFrame, ErrorAbout, JoinFrame, RoomEvent } from '../protocol/client-frames.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { reopenOnCustomerMessage } from '../replication/reopen.js';
@@ -22,7 +22,7 @@ export interface CommandGateway {
   readonly rooms: RoomRegistry<ClientConnection>;
   readonly counters: { messagesIn: number; deliveries: number };
   broadcast(room: string, event: RoomEvent, except?: ClientConnection, presence?: PresenceMeta): void;
-  sendError(conn: ClientConnection, code: string, message: string): void;
+  sendError(conn: ClientConnection, code: string, message: string, about?: ErrorAbout): void;
 }
 
 export class RoomCommands {
@@ -94,14 +94,10 @@ export class RoomCommands {
       }
       case 'message': {
         const user = conn.rooms.get(frame.room);
-        if (user === undefined) {
-          this.gateway.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} before sending to it`);
-          return;
-        }
-        if (frame.user !== undefined && frame.user !== user) {
-          this.gateway.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`);
-          return;
-        }
+        // Errors name the send they answer (its clientId), so a client knows which failed.
+        const about = frame.clientId === undefined ? { room: frame.room } : { room: frame.room, clientId: frame.clientId };
+        if (user === undefined) return this.gateway.sendError(conn, ClientErrorCode.NotJoined, `join ${frame.room} before sending to it`, about);
+        if (frame.user !== undefined && frame.user !== user) return this.gateway.sendError(conn, ClientErrorCode.UserMismatch, `you joined ${frame.room} as ${user}`, about);
         // A resend of a send already held (on any instance: the dedupe is replicated with the
         // message): nothing stored, the original echo again, to this sender only.
         if (frame.clientId !== undefined) {
@@ -115,8 +111,8 @@ export class RoomCommands {
         const cid = frame.clientId === undefined ? {} : { cid: frame.clientId };
         const { result, durable } = this.replicator.commit({ type: 'message', id: stamp.id, room: frame.room, user, text: frame.text, ts: stamp.wall, ...by, ...cid }, false);
         // The echo is the acknowledgement: a message not stored gets an error instead, never silence.
-        if (result !== 'applied') return this.notStored(conn, result, 'message');
-        durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message'));
+        if (result !== 'applied') return this.notStored(conn, result, 'message', about);
+        durable.catch(() => this.notStored(conn, 'storage_unavailable', 'message', about));
         // Without auth every WebSocket sender counts as the customer (agents work over REST).
         if (conn.identity === null || conn.identity.role === 'customer') reopenOnCustomerMessage(this.replicator, frame.room);
         return;
@@ -176,10 +172,10 @@ export class RoomCommands {
     return true;
   }
 
-  private notStored(conn: ClientConnection, result: ApplyResult | 'storage_unavailable', what: string): void {
-    if (result === 'storage_unavailable') this.gateway.sendError(conn, ClientErrorCode.StorageUnavailable, `DATA_DIR cannot take writes now (disk full?): this ${what} was not stored`);
-    else if (result === 'store_full') this.gateway.sendError(conn, ClientErrorCode.StoreFull, `the store is full: this ${what} was not stored`);
-    else this.gateway.sendError(conn, ClientErrorCode.NotStored, `this ${what} was not stored (${result})`);
+  private notStored(conn: ClientConnection, result: ApplyResult | 'storage_unavailable', what: string, about?: ErrorAbout): void {
+    if (result === 'storage_unavailable') this.gateway.sendError(conn, ClientErrorCode.StorageUnavailable, `DATA_DIR cannot take writes now (disk full?): this ${what} was not stored`, about);
+    else if (result === 'store_full') this.gateway.sendError(conn, ClientErrorCode.StoreFull, `the store is full: this ${what} was not stored`, about);
+    else this.gateway.sendError(conn, ClientErrorCode.NotStored, `this ${what} was not stored (${result})`, about);
   }
 
   /**

@@ -196,6 +196,28 @@ export interface TypingEvent {
 }
 export type RoomEvent = MessageEvent | PresenceEvent;
 
-export function errorFrame(code: string, message: string): string {
-  return JSON.stringify({ type: 'error', code, message });
+/** What an error answers, when the frame said: its room, and a message's clientId (so a client can tell which send failed). */
+export interface ErrorAbout {
+  room?: string;
+  clientId?: string;
+}
+
+export function errorFrame(code: string, message: string, about?: ErrorAbout): string {
+  return JSON.stringify({ type: 'error', code, message, ...about });
+}
+
+/** The room and clientId of a frame not decoded (refused by the rate limit): read only from a small, well-formed frame. */
+export function aboutUndecoded(data: unknown): ErrorAbout | undefined {
+  if (!Buffer.isBuffer(data) || data.length > 4096) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(data.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const { room, clientId } = v as Record<string, unknown>;
+  const ok = (x: unknown): x is string => typeof x === 'string' && x.length <= 256 && x.isWellFormed();
+  if (!ok(room)) return undefined;
+  return ok(clientId) && clientId.length <= 64 ? { room, clientId } : { room };
 }

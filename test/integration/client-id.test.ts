@@ -83,4 +83,27 @@ describe('clientId: sends that never double', function () {
     const history = await api(a, 'GET', '/api/conversations/bad-cid');
     expect((history.body.messages as Array<{ content: string }>).map((m) => m.content)).to.deep.equal(['fence']);
   });
+
+  it('an error answering a send names its room and clientId (not_joined, user_mismatch, rate_limited)', async () => {
+    const [a] = await fullMesh(1, { RATE_LIMIT_PER_SEC: '5', RATE_LIMIT_BURST: '5', RATE_LIMIT_STRIKES: '1000' });
+    const alice = await clients.connect(a);
+    const notJoined = await alice.request({ type: 'message', room: 'elsewhere', text: 'x', clientId: 'c-1' }, (f) => f.type === 'error');
+    expect(notJoined).to.include({ code: 'not_joined', room: 'elsewhere', clientId: 'c-1' });
+    await alice.join('named', 'alice');
+    const mismatch = await alice.request({ type: 'message', room: 'named', user: 'bob', text: 'x', clientId: 'c-2' }, (f) => f.type === 'error');
+    expect(mismatch).to.include({ code: 'user_mismatch', room: 'named', clientId: 'c-2' });
+    // Over the rate: the refused frames are named too, each by its own clientId.
+    for (let i = 0; i < 12; i++) alice.send({ type: 'message', room: 'named', text: `burst ${i}`, clientId: `b-${i}` });
+    const limited = await poll(() => {
+      const got = alice.frames.filter((f) => f.type === 'error' && f.code === 'rate_limited');
+      return got.length > 0 ? got : null;
+    }, { what: 'a rate_limited error' });
+    for (const f of limited) {
+      expect(f.room).to.equal('named');
+      expect(f.clientId).to.match(/^b-\d+$/);
+    }
+    // A send without clientId: the room only.
+    const plain = await alice.request({ type: 'message', room: 'nowhere', text: 'x' }, (f) => f.type === 'error' && f.room === 'nowhere');
+    expect(plain).to.not.have.property('clientId');
+  });
 });

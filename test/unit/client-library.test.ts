@@ -65,6 +65,17 @@ describe('chatmesh/client parts', () => {
     expect(inflight.blame('not_joined')).to.equal(undefined);
   });
 
+  it('gives an error frame that names a clientId to that send, whatever is older', () => {
+    const inflight = new InflightRequests();
+    inflight.push({ kind: 'message', room: 'a', clientId: 'c1' });
+    inflight.push({ kind: 'join', room: 'b' });
+    inflight.push({ kind: 'message', room: 'a', clientId: 'c2' });
+    expect(inflight.blame('rate_limited', 'c2')).to.deep.equal({ kind: 'message', room: 'a', clientId: 'c2' });
+    expect(inflight.blame('rate_limited')).to.deep.equal({ kind: 'message', room: 'a', clientId: 'c1' });
+    // A clientId no longer in flight (answered already): by code, as before.
+    expect(inflight.blame('forbidden', 'c9')).to.deep.equal({ kind: 'join', room: 'b' });
+  });
+
   it('remembers a bounded number of ids, the oldest forgotten first', () => {
     const seen = new SeenIds(2);
     expect(seen.add('a')).to.equal(true);
