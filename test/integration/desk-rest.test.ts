@@ -188,6 +188,9 @@ describe('desk over REST', function () {
       expect(answer.status, what).to.equal(status);
       expect(answer.body?.error?.code, what).to.equal(code);
     }
+    // An unknown status says which are known.
+    const unknown = await call(a, 'PATCH', `/api/conversations/${id}`, { status: 'closed' }, agent);
+    expect(unknown.body.error.message).to.include('"open", "pending", "snoozed", "resolved"');
     expect(await item(a, id, agent)).to.deep.equal(before.item);
     expect((await ok(call(a, 'GET', `/api/conversations/${id}`, undefined, agent))).messages).to.deep.equal(before.history);
   });

@@ -38,8 +38,14 @@ function fromFastify(err: FastifyError, bodyLimit: number): ApiError | null {
       return notFound('no such resource (a path segment is too long)');
   }
   // Schema validation: fastify's message names the part and the field ("body/content must be string").
-  if (err.validation) return invalid(err.message);
+  if (err.validation) return invalid(err.message + allowedValues(err.validation[0]?.params));
   return null;
+}
+
+/** An enum's values, so "must be equal to one of the allowed values" says which. */
+function allowedValues(params: unknown): string {
+  const values = (params as { allowedValues?: unknown } | undefined)?.allowedValues;
+  return Array.isArray(values) ? `: ${values.map((v) => JSON.stringify(v)).join(', ')}` : '';
 }
 
 /**
