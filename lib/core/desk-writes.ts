@@ -22,6 +22,11 @@ export interface ReadWrite { type: 'read'; room: string; id: string; user: strin
 export interface EditedWrite { type: 'edited'; room: string; id: string; msg: string; text: string; ts: number; by?: string }
 export type DeskWrite = FieldWrite | ReadWrite | EditedWrite;
 
+/** A desk write (only for peers that announced `desk`), not a message, delete or creation. */
+export function isDeskWrite(write: { type: string }): write is DeskWrite {
+  return write.type === 'field' || write.type === 'read' || write.type === 'edited';
+}
+
 export const STATUSES: readonly Status[] = ['open', 'pending', 'snoozed', 'resolved'];
 export const METADATA_MAX_KEYS = 16;
 export const METADATA_KEY_MAX = 64;

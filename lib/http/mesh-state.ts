@@ -74,8 +74,15 @@ export class MeshStateView {
   private readonly lags = new Map<string, { ms: number; at: number }>();
 
   constructor(private readonly s: MeshStateSources) {
+    // Every write from a peer: updated in place (no allocation per write); a new origin past
+    // the bound pushes out the one heard of first.
     s.replicator.on('lag', (origin, ms) => {
-      this.lags.delete(origin); // re-inserted last: the oldest is first when trimming
+      const last = this.lags.get(origin);
+      if (last) {
+        last.ms = ms;
+        last.at = Date.now();
+        return;
+      }
       this.lags.set(origin, { ms, at: Date.now() });
       if (this.lags.size > MAX_LAG_ORIGINS) this.lags.delete(this.lags.keys().next().value!);
     });

@@ -5,6 +5,7 @@
  * which nodes are reachable.
  */
 import { encodeEnvelopeHeader, ID_PATTERN } from './envelope.js';
+import { parsePeerJson } from './peer-json.js';
 
 /** The most ids an advertisement may hold: far more links than a mesh has, far fewer than a flood of invented ones. */
 export const MAX_ADVERT_IDS = 1024;
@@ -20,12 +21,7 @@ export class Adverts {
 
   /** Decodes an advertisement's payload; null if it is not an array of at most MAX_ADVERT_IDS node ids. */
   static decode(payload: Buffer): string[] | null {
-    let ids: unknown;
-    try {
-      ids = JSON.parse(payload.toString());
-    } catch {
-      ids = null;
-    }
+    const ids = parsePeerJson(payload);
     if (!Array.isArray(ids) || ids.length > MAX_ADVERT_IDS) return null;
     return ids.every((id) => typeof id === 'string' && ID_PATTERN.test(id)) ? (ids as string[]) : null;
   }

@@ -40,7 +40,6 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.invalid = new InvalidFrames(log);
   }
 
-  /** Counters for /health: room events and writes received, duplicates dropped, forwarded, invalid frames. */
   /**
    * Acks of peer writes wait for this promise, when it gives one (the instance's disk
    * commit of what it applied): a peer's ack means the write is stored here.
@@ -49,6 +48,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.router.ackAfter = gate;
   }
 
+  /** Counters for /health: room events and writes received, duplicates dropped, forwarded, invalid frames. */
   get counters(): Router['counters'] {
     return this.router.counters;
   }
@@ -88,19 +88,14 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.router.publishTyping(room, id, payload, nodes);
   }
 
-  /** Whether a linked peer announced `desk` (lib/links/handshake-frames.ts DESK_FEATURE): only those get the support-desk frames. */
-  supportsDesk(peerId: string): boolean {
-    return this.peers.supportsDesk(peerId);
-  }
-
   /** Sends a store write, born on this node, to every peer (see Router.publishWrite). */
   publishWrite(room: string, id: string, payload: Buffer, ackTimeoutMs: number | null, deskOnly = false): Promise<WriteAcks> {
     return this.router.publishWrite(room, id, payload, ackTimeoutMs, deskOnly);
   }
 
-  /** True when the linked peer announced `desk` in the handshake: it takes the desk's writes. */
+  /** True when the linked peer announced `desk` in the handshake (DESK_FEATURE): it takes the desk's writes and typing. */
   speaksDesk(peerId: string): boolean {
-    return this.peers.linkTo(peerId)?.desk === true;
+    return this.peers.supportsDesk(peerId);
   }
 
   /** Sends a catch-up frame to one peer. */

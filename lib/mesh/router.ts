@@ -52,9 +52,9 @@ export class Router {
   /** The id of the event whose handlers are running, and whether one of them rejected it. */
   private handling: string | null = null;
   private rejected = false;
-  /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
   /** See Mesh.ackAfter. */
   ackAfter: (() => Promise<void> | null) | null = null;
+  /** Writes born here, waiting for the acknowledgements of the peers linked when they were sent. */
   private readonly pendingAcks = new Map<string, { waiting: Set<Link>; done: () => void }>();
 
   constructor(

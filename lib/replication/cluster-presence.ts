@@ -16,6 +16,7 @@ import type { Mesh } from '../mesh/mesh.js';
 import { ClusterTyping } from './cluster-typing.js';
 import { decodeSnapshot, MAX_TABLES_PER_FRAME, SnapshotParts, snapshotFrames } from './presence-snapshots.js';
 import type { SyncChannel } from './sync-channel.js';
+import { parsePeerJson } from '../mesh/peer-json.js';
 
 /** maxNameLength: the bound of names from peers; maxPeerPayloadBytes: snapshot frames stay well under it. */
 export type ClusterPresenceOptions = Pick<ChatmeshOptions, 'maxNameLength' | 'maxPeerPayloadBytes'>;
@@ -80,12 +81,7 @@ export class ClusterPresence extends EventEmitter<ClusterPresenceEvents> {
    * metadata it updates the table, unless stale; then local members hear it.
    */
   private readonly onRoomEvent = (room: string, payload: Buffer, origin: string, meta: PresenceMeta | undefined, from: string): void => {
-    let event: Record<string, unknown> | null;
-    try {
-      event = JSON.parse(payload.toString());
-    } catch {
-      event = null;
-    }
+    const event = parsePeerJson(payload) as Record<string, unknown> | null;
     const max = this.options.maxNameLength;
     const valid =
       typeof event === 'object' && event !== null && event.type === 'presence' && (event.event === 'join' || event.event === 'leave') &&

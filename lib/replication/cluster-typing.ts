@@ -10,6 +10,7 @@ import type { PresenceTable } from '../core/presence-table.js';
 import { isValidName } from '../core/store-write.js';
 import { TypingLimiter } from '../core/typing-limiter.js';
 import type { Mesh } from '../mesh/mesh.js';
+import { parsePeerJson } from '../mesh/peer-json.js';
 
 interface ClusterTypingEvents {
   /** A typing event from a peer for the local members of the room, as the peer encoded it. */
@@ -60,12 +61,7 @@ export class ClusterTyping extends EventEmitter<ClusterTypingEvents> {
 
   /** A typing event from a peer: exactly `{"type":"typing","room","user"}` with the envelope's room. */
   private readonly onPeerTyping = (room: string, payload: Buffer, from: string): void => {
-    let event: Record<string, unknown> | null;
-    try {
-      event = JSON.parse(payload.toString());
-    } catch {
-      event = null;
-    }
+    const event = parsePeerJson(payload) as Record<string, unknown> | null;
     const max = this.options.maxNameLength;
     const valid =
       typeof event === 'object' && event !== null && !Array.isArray(event) && Object.keys(event).length === 3 &&

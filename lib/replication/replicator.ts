@@ -25,6 +25,8 @@ import { DurableDeliveries } from './durable-deliveries.js';
 import { HistorySync } from './history-sync.js';
 import { givePages, summaryPages } from './catch-up-pages.js';
 import { SnoozeTimers, conversationFrame, liveFrame } from './desk-delivery.js';
+import { isDeskWrite } from '../core/desk-writes.js';
+import { parsePeerJson } from '../mesh/peer-json.js';
 
 /**
  * replicationAckTimeoutMs: the longest a write waits for acks; conversationTtlMs: summaries of
@@ -161,13 +163,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   }
 
   private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(payload.toString());
-    } catch {
-      parsed = null;
-    }
-    const write = decodeWrite(parsed, this.options);
+    const write = decodeWrite(parsePeerJson(payload), this.options);
     // A write travels under its own id, from the node that stamped it: a peer cannot take the
     // id of a write yet to come (the real one would be dropped as a duplicate).
     if (!write || write.room !== room || writeId(write) !== id || stampedBy(id) !== origin) {
@@ -178,13 +174,14 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const { result, durable } = this.take(write, 'live', payload);
     if (result !== 'applied') return;
     this.counters.writesFromPeers++;
+    const now = Date.now();
     const at = parseTimestampId(id);
     if (at) {
-      const lag = Math.max(0, Date.now() - at.wall);
+      const lag = Math.max(0, now - at.wall);
       this.lagObserver?.(lag);
       this.emit('lag', origin, lag);
     }
-    const frame = liveFrame(this.store, write, payload, Date.now());
+    const frame = liveFrame(this.store, write, payload, now);
     if (frame) this.deliveries.add(room, frame, id, durable);
   };
 
@@ -277,9 +274,4 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     if (invalid > 0) this.mesh.reportInvalid(peerId, `catch-up: ${invalid} of ${writes.length} writes`);
     if (last && room !== undefined) this.hold.given(peerId, room);
   }
-}
-
-/** The support desk's writes (core/desk-writes.ts): only for peers that announced `desk`. */
-function isDeskWrite(write: StoreWrite): boolean {
-  return write.type === 'field' || write.type === 'read' || write.type === 'edited';
 }
