@@ -11,18 +11,16 @@
  * unless CHATMESH_SKIP_BROWSER=1.
  */
 import { expect } from 'chai';
-import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { AUDIENCE, ISSUER, TEST_SECRET, authApi, connectWithQuery, mint } from '../helpers/auth.js';
 import { ROOT, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
 
-const CHROMIUM = process.env.CHATMESH_CHROMIUM ?? '/usr/bin/chromium';
-// Without the background-networking flags Chromium tries to reach the internet.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 const WAIT = { timeout: 10_000 };
 const AUTH_ENV = { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE };
 const MESSAGES = 150;
@@ -32,11 +30,7 @@ let browser: Browser | null = null;
 const pageProblems: string[] = [];
 
 async function launch(ctx: Mocha.Context): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CHATMESH_SKIP_BROWSER === '1') ctx.skip();
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package or set CHATMESH_SKIP_BROWSER=1 to skip the browser test`);
-  }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  browser = await launchChromium(ctx);
   return browser;
 }
 

@@ -8,14 +8,12 @@ import { expect } from 'chai';
 import { existsSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { AUDIENCE, ISSUER, TEST_SECRET, mint } from '../helpers/auth.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
 import { readmeExample } from '../helpers/readme-example.js';
 
-const CHROMIUM = process.env.CHATMESH_CHROMIUM ?? '/usr/bin/chromium';
-// Without the background-networking flags Chromium tries to reach the internet.
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 const WAIT = { timeout: 20_000 };
 const SCREENSHOT = join(tmpdir(), 'chatmesh-chat-page.png');
 
@@ -23,11 +21,7 @@ let browser: Browser | null = null;
 const pageProblems: string[] = [];
 
 async function launch(ctx: Mocha.Context): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CHATMESH_SKIP_BROWSER === '1') ctx.skip();
-    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium; .ci/run does) or set CHATMESH_SKIP_BROWSER=1 to skip the browser test`);
-  }
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 30_000 });
+  browser = await launchChromium(ctx);
   return browser;
 }
 
