@@ -38,9 +38,9 @@ export class DiskDigests {
     return this.onDisk(key);
   }
 
-  /** A record put (its commit `commit`): counted if it is new. */
-  put(key: Key, commit: Promise<unknown>): void {
-    this.change(key, true, commit);
+  /** A record put (its commit `commit`): counted if it is new; `fresh`: the caller knows it is (no read). */
+  put(key: Key, commit: Promise<unknown>, fresh = false): void {
+    this.change(key, true, commit, fresh);
   }
 
   /** A record removed: no longer counted. */
@@ -70,9 +70,9 @@ export class DiskDigests {
     this.stale = false;
   }
 
-  private change(key: Key, present: boolean, commit: Promise<unknown>): void {
+  private change(key: Key, present: boolean, commit: Promise<unknown>, fresh = false): void {
     if (!countedKey(key)) return;
-    if (this.present(key) !== present) this.toggle(key);
+    if (fresh || this.present(key) !== present) this.toggle(key);
     // The writes of one event-loop turn share a commit (and its promise): one entry for them all.
     let batch = this.pending[this.pending.length - 1];
     if (batch?.commit !== commit) {

@@ -92,7 +92,10 @@ export class DiskStore {
   record(write: StoreWrite, payload: Buffer, placeholder: StoreWrite | null): Promise<void> {
     const room = write.room;
     this.touched.add(room);
-    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload);
+    // A message the store just took as new is not on disk either (the disk's window holds at
+    // least memory's, and what fell out of memory's is older than all it holds: 'ignored'),
+    // so its digest needs no read to learn whether the key is new.
+    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload, placeholder === null);
     else {
       this.put([room, recordKey(write)], payload);
       if (placeholder) this.put([room, 'm:' + placeholder.id], json(placeholder));
@@ -110,10 +113,11 @@ export class DiskStore {
    * Puts one record. The promise kept in `last` settles after every earlier one (lmdb does
    * not resolve the puts of a commit in the order they were made): so deliveries that wait
    * for it keep the order of the writes, and waiting for it covers everything before.
+   * `fresh`: the key is known to be on disk neither now nor in a pending commit.
    */
-  private put(key: Key, value: Buffer): void {
+  private put(key: Key, value: Buffer, fresh = false): void {
     const raw = this.db.put(key, value);
-    this.digests.put(key, raw);
+    this.digests.put(key, raw, fresh);
     // The puts of one commit share lmdb's promise: the one held for it covers this one too.
     if (raw === this.lastRaw && this.last) return;
     this.lastRaw = raw;
