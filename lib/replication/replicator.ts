@@ -159,7 +159,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const edited = write.type === 'edited' || (write.type === 'message' && this.store.conversation(write.room)?.edits.has(write.id) === true);
     const changed = edited || write.type === 'deleted' || (write.type === 'message' && !this.store.hasMessage(write.room, write.id));
     const placeholder = changed ? this.store.placeholderOf(write.room, write.type === 'edited' ? write.msg : write.id) : null;
-    return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder) };
+    return { result, durable: this.disk.record(write, payload ?? Buffer.from(JSON.stringify(write)), placeholder, write.type === 'message') };
   }
 
   private readonly onPeerWrite = (room: string, payload: Buffer, from: string, origin: string, id: string): void => {

@@ -88,14 +88,15 @@ export class DiskStore {
    * Records a write the store took, as `payload` (its JSON bytes, as replicated).
    * `placeholder`: the message the write is about as the store now holds it, when that
    * differs (a deleted message: text ''), to overwrite the message's record.
+   * `newMessage`: the write is a message the store has just taken as new. It is then on disk
+   * neither (the disk's window holds at least memory's, and a message that fell out of
+   * memory's is older than all it holds, so the store does not take it again): its digest
+   * needs no read to learn whether the key is new.
    */
-  record(write: StoreWrite, payload: Buffer, placeholder: StoreWrite | null): Promise<void> {
+  record(write: StoreWrite, payload: Buffer, placeholder: StoreWrite | null, newMessage = false): Promise<void> {
     const room = write.room;
     this.touched.add(room);
-    // A message the store just took as new is not on disk either (the disk's window holds at
-    // least memory's, and what fell out of memory's is older than all it holds: 'ignored'),
-    // so its digest needs no read to learn whether the key is new.
-    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload, placeholder === null);
+    if (write.type === 'message') this.put([room, 'm:' + write.id], placeholder ? json(placeholder) : payload, newMessage && placeholder === null);
     else {
       this.put([room, recordKey(write)], payload);
       if (placeholder) this.put([room, 'm:' + placeholder.id], json(placeholder));
