@@ -13,6 +13,8 @@
  * way only when no MESH_SECRET is set (no proofs at all), and refuses it otherwise (4005).
  * `desk` (DESK_FEATURE) in a hello or welcome says the node takes the support desk's writes
  * (status, assignment, read cursors, edits: issue 13) and typing; a node without it is never sent them.
+ * `batch` (BATCH_FEATURE) says the node takes several envelopes in one frame (frame-batch.ts);
+ * a node without it is sent one envelope per frame, as before.
  * A refusal is a close with a CloseCode (Rejected, VersionMismatch, Self, ...) and a reason.
  * After the handshake every frame on the link is a mesh envelope (lib/mesh/envelope.ts).
  */
@@ -30,6 +32,9 @@ export const DIALER_FIRST = 1;
  */
 export const DESK_FEATURE = 1;
 
+/** The value of `batch` in a hello or welcome from a node that takes batches (lib/links/frame-batch.ts). */
+export const BATCH_FEATURE = 1;
+
 export interface HelloFrame {
   t: 'hello';
   v: number;
@@ -41,6 +46,8 @@ export interface HelloFrame {
   df?: number;
   /** DESK_FEATURE from a node that knows the support-desk frames. */
   desk?: number;
+  /** BATCH_FEATURE from a node that takes batches. */
+  batch?: number;
 }
 export interface WelcomeFrame {
   t: 'welcome';
@@ -52,6 +59,8 @@ export interface WelcomeFrame {
   df?: number;
   /** DESK_FEATURE from a node that knows the support-desk frames. */
   desk?: number;
+  /** BATCH_FEATURE from a node that takes batches. */
+  batch?: number;
   /** The previous order only: the acceptor's proof, sent before the dialer's. */
   proof?: string;
 }

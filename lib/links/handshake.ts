@@ -10,6 +10,7 @@ import { CloseCode } from '../errors.js';
 import { newNonce, proofFor, proofMatches } from './auth.js';
 import {
   DESK_FEATURE,
+  BATCH_FEATURE,
   DIALER_FIRST,
   PEER_PROTOCOL_VERSION,
   decodeHandshake,
@@ -41,6 +42,8 @@ export interface PeerIdentity {
   port: number;
   /** The peer announced DESK_FEATURE. */
   desk: boolean;
+  /** The peer announced BATCH_FEATURE. */
+  batch: boolean;
 }
 
 export class HandshakeError extends Error {
@@ -80,7 +83,7 @@ export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: Hand
   });
 
   const sendHello = () => {
-    const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce, df: DIALER_FIRST, desk: DESK_FEATURE };
+    const hello: HelloFrame = { t: 'hello', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, port: ctx.meshPort, nonce, df: DIALER_FIRST, desk: DESK_FEATURE, batch: BATCH_FEATURE };
     ws.send(JSON.stringify(hello));
   };
   if (ws.readyState === ws.OPEN) sendHello();
@@ -111,7 +114,7 @@ export function dialerHandshake(ws: WebSocket, ctx: HandshakeContext, done: Hand
     if (welcome.df === DIALER_FIRST && !acceptorProved(ready.proof, welcome.id)) {
       return session.fail(CloseCode.Rejected, 'peer failed authentication (MESH_SECRET differs)');
     }
-    session.succeed({ id: welcome.id, incarnation: welcome.inc, port: 0, desk: welcome.desk === DESK_FEATURE });
+    session.succeed({ id: welcome.id, incarnation: welcome.inc, port: 0, desk: welcome.desk === DESK_FEATURE, batch: welcome.batch === BATCH_FEATURE });
   };
 }
 
@@ -146,7 +149,7 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
       // guess the secret from offline. Without a secret there are no proofs: the old order is safe.
       if (!dialerFirst && ctx.secret !== undefined) return session.fail(CloseCode.VersionMismatch, OLD_DIALER_REFUSED, claimed);
       hello = h;
-      const base = { t: 'welcome', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, nonce, desk: DESK_FEATURE } as const;
+      const base = { t: 'welcome', v: PEER_PROTOCOL_VERSION, id: ctx.nodeId, inc: ctx.incarnation, nonce, desk: DESK_FEATURE, batch: BATCH_FEATURE } as const;
       const welcome: WelcomeFrame = dialerFirst ? { ...base, df: DIALER_FIRST } : { ...base, proof: '' };
       ws.send(JSON.stringify(welcome));
       return;
@@ -160,7 +163,7 @@ export function acceptorHandshake(ws: WebSocket, ctx: HandshakeContext, allowed:
     // The dialer proved itself: now prove ourselves, over its nonce (the previous order: nothing more).
     const ready: ReadyFrame = hello.df === DIALER_FIRST ? { t: 'ready', proof: proofFor(ctx.secret, 'acceptor', hello.nonce, ctx.nodeId, hello.id) } : { t: 'ready' };
     ws.send(JSON.stringify(ready));
-    session.succeed({ id: hello.id, incarnation: hello.inc, port: hello.port, desk: hello.desk === DESK_FEATURE });
+    session.succeed({ id: hello.id, incarnation: hello.inc, port: hello.port, desk: hello.desk === DESK_FEATURE, batch: hello.batch === BATCH_FEATURE });
   };
 }
 

@@ -26,6 +26,8 @@ export interface LinkIdentity {
   direction: 'in' | 'out';
   /** The peer announced DESK_FEATURE in its hello or welcome (handshake-frames.ts). */
   desk?: boolean;
+  /** The peer announced BATCH_FEATURE: it takes several frames in one (frame-batch.ts). */
+  batch?: boolean;
 }
 
 export interface Link extends LinkIdentity, EventEmitter<LinkEvents> {

@@ -84,7 +84,7 @@ export class Listener {
       if (err) return this.handler(err, undefined, host);
       // Authenticated: from the next frame on, the link's own limit.
       setMaxPayload(ws, this.limits.maxPayloadBytes);
-      const identity = { id: peer!.id, incarnation: peer!.incarnation, address: `ws://${host}:${peer!.port}`, direction: 'in' as const, dialerId: peer!.id, desk: peer!.desk };
+      const identity = { id: peer!.id, incarnation: peer!.incarnation, address: `ws://${host}:${peer!.port}`, direction: 'in' as const, dialerId: peer!.id, desk: peer!.desk, batch: peer!.batch };
       this.handler(null, new PeerLink(ws, identity, this.link), host);
     });
   }

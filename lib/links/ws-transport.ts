@@ -96,7 +96,7 @@ export class WsTransport implements Transport {
       }
       if (err) return done(err);
       setMaxPayload(ws, this.options.maxPeerPayloadBytes);
-      done(null, new PeerLink(ws, { id: peer!.id, incarnation: peer!.incarnation, address, direction: 'out', dialerId: this.options.nodeId, desk: peer!.desk }, this.link));
+      done(null, new PeerLink(ws, { id: peer!.id, incarnation: peer!.incarnation, address, direction: 'out', dialerId: this.options.nodeId, desk: peer!.desk, batch: peer!.batch }, this.link));
     });
     return { cancel: () => ws.terminate() };
   }

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { proofFor } from '../../lib/links/auth.js';
-import { DESK_FEATURE, DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
+import { BATCH_FEATURE, DESK_FEATURE, DIALER_FIRST, PEER_PROTOCOL_VERSION } from '../../lib/links/handshake-frames.js';
 import type { Instance } from './instance.js';
 import { poll, withTimeout } from './wait.js';
 
@@ -23,6 +23,8 @@ export interface FakePeerOptions {
   oldProtocol?: boolean;
   /** Announce DESK_FEATURE (a node that knows the support-desk frames); without it, a node of the version before them. */
   desk?: boolean;
+  /** Announce BATCH_FEATURE (a node that takes several envelopes in one frame); without it, one envelope per frame. */
+  batch?: boolean;
 }
 
 const open = new Set<FakePeer>();
@@ -54,7 +56,7 @@ export class FakePeer {
     open.add(peer);
     await withTimeout(once(ws, 'open'), 3000, 'a WebSocket to /_mesh');
     const nonce = randomBytes(18).toString('base64url');
-    const df = { ...(options.oldProtocol ? {} : { df: DIALER_FIRST }), ...(options.desk ? { desk: DESK_FEATURE } : {}) };
+    const df = { ...(options.oldProtocol ? {} : { df: DIALER_FIRST }), ...(options.desk ? { desk: DESK_FEATURE } : {}), ...(options.batch ? { batch: BATCH_FEATURE } : {}) };
     ws.send(JSON.stringify({ t: 'hello', v: options.version ?? PEER_PROTOCOL_VERSION, id, inc: options.incarnation ?? `inc-${id}`, port: options.port ?? 1, nonce, ...df }));
     const welcome = await peer.frame(0);
     if (welcome.t !== 'welcome') throw new Error(`expected a welcome, got ${JSON.stringify(welcome)}`);
