@@ -8,6 +8,7 @@
  * frame's bytes (a payload forwarded from another peer) may hold anything.
  * A node that did not announce it is never sent one (it would count it an unknown kind).
  */
+import { readHeaderLine } from './header-line.js';
 
 /** The most bytes one batch carries: well under any peer's frame limit (MAX_PEER_PAYLOAD_BYTES, 1 MiB by default). */
 export const MAX_BATCH_BYTES = 64 * 1024;
@@ -15,7 +16,6 @@ export const MAX_BATCH_BYTES = 64 * 1024;
 export const MAX_BATCH_FRAMES = 4096;
 
 const PREFIX = Buffer.from('{"t":"batch","l":[');
-const NEWLINE = 0x0a;
 
 /** One frame holding `frames` (two or more). */
 export function encodeBatch(frames: Buffer[]): Buffer {
@@ -57,18 +57,12 @@ export function isBatch(data: Buffer): boolean {
  * that are not positive integers, too many, or that do not add up to the bytes that follow).
  */
 export function decodeBatch(data: Buffer): Buffer[] | null {
-  const newline = data.indexOf(NEWLINE);
-  if (newline === -1) return null;
-  let header: unknown;
-  try {
-    header = JSON.parse(data.toString('utf8', 0, newline));
-  } catch {
-    return null;
-  }
-  const lengths = (header as { l?: unknown }).l;
+  const line = readHeaderLine(data);
+  if (line === null || typeof line.header !== 'object' || line.header === null) return null;
+  const lengths = (line.header as { l?: unknown }).l;
   if (!Array.isArray(lengths) || lengths.length === 0 || lengths.length > MAX_BATCH_FRAMES) return null;
   const frames: Buffer[] = [];
-  let at = newline + 1;
+  let at = line.bodyAt;
   for (const length of lengths) {
     if (!Number.isSafeInteger(length) || length < 1 || at + length > data.length) return null;
     frames.push(data.subarray(at, at + length));

@@ -5,6 +5,7 @@
  * its way through the mesh.
  */
 import { ID_PATTERN } from '../links/handshake-frames.js';
+import { readHeaderLine } from '../links/header-line.js';
 
 /** What a node id (and an event id) looks like; the layers above check ids from peers with it. */
 export { ID_PATTERN };
@@ -71,21 +72,12 @@ export function encodeEnvelopeHeader(header: EnvelopeHeader): Buffer {
   return Buffer.from(JSON.stringify(header) + '\n');
 }
 
-const NEWLINE = 0x0a;
-
 /** Decodes an envelope; returns null for anything malformed (the caller logs and drops it). */
 export function decodeEnvelope(frame: Buffer): Envelope | null {
-  const newline = frame.indexOf(NEWLINE);
-  if (newline === -1) return null;
-  let header: unknown;
-  try {
-    header = JSON.parse(frame.toString('utf8', 0, newline));
-  } catch {
-    return null;
-  }
-  if (typeof header !== 'object' || header === null) return null;
-  const h = header as Record<string, unknown>;
-  const payload = frame.subarray(newline + 1);
+  const line = readHeaderLine(frame);
+  if (line === null || typeof line.header !== 'object' || line.header === null) return null;
+  const h = line.header as Record<string, unknown>;
+  const payload = frame.subarray(line.bodyAt);
   switch (h.t) {
     case 'room':
     case 'w':
