@@ -7,28 +7,18 @@
 //   node scripts/join-storm.mjs --clients 10000 --instances 2 [--max-members 1000]
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { flagArgs, freePort } from './script-helpers.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') && acc.push([a.slice(2), all[i + 1]]), acc), []));
+const args = flagArgs();
 const CLIENTS = Number(args.clients ?? 10000);
 const INSTANCES = Number(args.instances ?? 2);
 const ROOM = 'storm';
 const QUIET_MS = 2000; // no presence or occupancy frame for this long: the storm is over
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-async function freePort() {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
 
 const ports = [];
 for (let i = 0; i < INSTANCES; i++) ports.push(await freePort());

@@ -4,27 +4,17 @@
 // intervals. Memory must flatten: the script fails if RSS still grows over the last third.
 //   npm run soak -- --cycles 20000 --concurrency 50 --instances 3
 import { spawn } from 'node:child_process';
-import net from 'node:net';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { WebSocket } from 'ws';
+import { flagArgs, freePort } from './script-helpers.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') && acc.push([a.slice(2), all[i + 1]]), acc), []));
+const args = flagArgs();
 const CYCLES = Number(args.cycles ?? 20000);
 const CONCURRENCY = Number(args.concurrency ?? 50);
 const INSTANCES = Number(args.instances ?? 3);
 const REPORTS = 10;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-async function freePort() {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = s.address().port;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
 
 const ports = [];
 for (let i = 0; i < INSTANCES; i++) ports.push(await freePort());
