@@ -33,6 +33,7 @@ import { MESH_PATH } from './links/handshake-frames.js';
 import { WsTransport } from './links/ws-transport.js';
 import { VERSION } from './version.js';
 import { Webhooks } from './webhooks/webhooks.js';
+import { WebhookJournal } from './storage/webhook-journal.js';
 import { keptNodeId, lockDataDir } from './storage/data-dir.js';
 import { DISK_MESSAGES_DEFAULT, DiskStore } from './storage/disk-store.js';
 
@@ -205,7 +206,7 @@ export class ChatNode {
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
-    if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log);
+    if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log, o.dataDir === undefined ? null : WebhookJournal.open(o.dataDir, this.log));
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence, webhooks: this._webhooks });
     const meshView = new MeshStateView({ nodeId: this.id, detectionMs: o.peerTimeoutMs, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._meshState = new MeshStateApi(meshView, verifier, this.deps.metricsToken);
@@ -262,7 +263,7 @@ export class ChatNode {
       await Promise.all(this.sources.map((s) => s.close().catch(() => {})));
       await this._gateway?.close();
       this._replicator?.close();
-      this._webhooks?.close();
+      void this._webhooks?.close();
       this._revocations?.close();
       this._presence?.close();
       this._sync?.close();
@@ -271,7 +272,7 @@ export class ChatNode {
     await Promise.race([steps, deadline]);
     await Promise.all([closeServer(this.server), closeServer(this.meshServer)]);
     await this._restApi?.close().catch(() => {});
-    await this._disk?.close().catch(() => {});
+    await Promise.all([this._webhooks?.close(), this._disk?.close().catch(() => {})]); // the journal's writes too
     this.unlock?.();
     this.state = 'closed';
     if (wasRunning) this.log.info('stopped');

@@ -5,7 +5,8 @@
  * answer but 2xx (4xx, a redirect) is final. Nothing here waits on chat delivery or makes it
  * wait: an event is queued and the caller goes on. When the queue is full the oldest event
  * is dropped (counted): a receiver that is down for long loses the oldest, not the newest.
- * The queue is not kept across restarts.
+ * With a journal (DATA_DIR) each queued event is also kept on disk until it is delivered,
+ * given up or dropped, and restore() queues what a crash or restart left there again.
  */
 import type { WebhookOptions } from '../config-env.js';
 import type { Logger } from '../log.js';
@@ -22,6 +23,15 @@ export interface WebhookCounters {
   dropped: number;
   /** Events given up: a final answer (4xx), or still failing `retryForMs` after they were born. */
   abandoned: number;
+}
+
+/**
+ * Where queued events are kept across restarts (lib/storage/webhook-journal.ts with DATA_DIR).
+ * Its writes are not waited for: they must never hold up chat delivery.
+ */
+export interface EventJournal {
+  add(id: string, bornAt: number, body: string): void;
+  remove(id: string, bornAt: number): void;
 }
 
 interface Job {
@@ -54,6 +64,7 @@ export class WebhookDelivery {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
+    private readonly journal: EventJournal | null = null,
   ) {}
 
   /** Events held: ready, being sent, or waiting for a retry. */
@@ -64,8 +75,33 @@ export class WebhookDelivery {
   /** Queues one event (its JSON body); returns at once. */
   enqueue(id: string, body: string): void {
     if (this.closed) return;
+    const bornAt = this.now();
+    this.journal?.add(id, bornAt, body);
+    this.queue({ id, body, bornAt, attempts: 0, timer: null });
+  }
+
+  /**
+   * Queues again the events a journal kept (oldest first; over maxQueue the oldest are
+   * dropped); those already past retryForMs are given up without a request. Returns how many
+   * were queued.
+   */
+  restore(events: Array<{ id: string; body: string; bornAt: number }>): number {
+    let queued = 0;
+    for (const { id, body, bornAt } of events) {
+      if (this.closed) break;
+      if (this.now() - bornAt > this.options.retryForMs) {
+        this.giveUp({ id, body, bornAt, attempts: 0, timer: null }, `older than ${this.options.retryForMs} ms at start-up`);
+        continue;
+      }
+      this.queue({ id, body, bornAt, attempts: 0, timer: null });
+      queued++;
+    }
+    return queued;
+  }
+
+  private queue(job: Job): void {
     if (this.ready.length + this.waiting.size >= this.options.maxQueue) this.dropOldest();
-    this.ready.push({ id, body, bornAt: this.now(), attempts: 0, timer: null });
+    this.ready.push(job);
     // Requests start after the current turn: the write that made this event is delivered and
     // replicated first, without paying for a request being set up.
     if (this.pumpScheduled) return;
@@ -76,7 +112,7 @@ export class WebhookDelivery {
     });
   }
 
-  /** Stops: requests under way are aborted, retries forgotten. */
+  /** Stops: requests under way are aborted, retries forgotten (a journal keeps them for the next start). */
   close(): void {
     this.closed = true;
     for (const controller of this.inFlight) controller.abort();
@@ -93,6 +129,7 @@ export class WebhookDelivery {
       if (job.timer) clearTimeout(job.timer);
     }
     this.counters.dropped++;
+    this.journal?.remove(job.id, job.bornAt);
     this.warn('webhook queue full: dropping the oldest event', { event: job.id, maxQueue: this.options.maxQueue });
   }
 
@@ -111,6 +148,7 @@ export class WebhookDelivery {
     if (this.closed) return;
     if (outcome.kind === 'delivered') {
       this.counters.delivered++;
+      this.journal?.remove(job.id, job.bornAt);
     } else {
       this.counters.failedAttempts++;
       this.retryOrAbandon(job, outcome);
@@ -125,11 +163,7 @@ export class WebhookDelivery {
     const ceiling = Math.min(o.retryMaxMs, o.retryBaseMs * 2 ** Math.min(job.attempts - 1, 30));
     // A receiver's Retry-After is honoured, within retryMaxMs.
     const delay = Math.max(ceiling / 2 + this.random() * (ceiling / 2), Math.min(outcome.retryAfterMs ?? 0, o.retryMaxMs));
-    if (outcome.kind === 'final' || this.now() + delay - job.bornAt > o.retryForMs) {
-      this.counters.abandoned++;
-      this.warn('webhook event given up', { event: job.id, attempts: job.attempts, why: outcome.why });
-      return;
-    }
+    if (outcome.kind === 'final' || this.now() + delay - job.bornAt > o.retryForMs) return this.giveUp(job, outcome.why);
     this.log.debug('webhook attempt failed: retrying', { event: job.id, attempts: job.attempts, why: outcome.why, retryInMs: Math.round(delay) });
     job.timer = setTimeout(() => {
       job.timer = null;
@@ -139,6 +173,12 @@ export class WebhookDelivery {
     }, delay);
     job.timer.unref();
     this.waiting.add(job);
+  }
+
+  private giveUp(job: Job, why: string): void {
+    this.counters.abandoned++;
+    this.journal?.remove(job.id, job.bornAt);
+    this.warn('webhook event given up', { event: job.id, attempts: job.attempts, why });
   }
 
   private async post(job: Job, controller: AbortController): Promise<Outcome> {
