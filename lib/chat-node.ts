@@ -81,8 +81,9 @@ export class ChatNode {
   private _webhooks: Webhooks | null = null;
   private _port = 0;
   private _meshPort = 0;
-  /** With DATA_DIR: the record on disk, and the release of the directory's lock. */
+  /** With DATA_DIR: the record on disk, the webhook journal (with WEBHOOK_URL), and the release of the directory's lock. */
   private _disk: DiskStore | null = null;
+  private journal: WebhookJournal | null = null;
   private unlock: (() => void) | null = null;
 
   private get auth(): AuthOptions {
@@ -135,6 +136,7 @@ export class ChatNode {
       // Before any port is taken: a second process on the same DATA_DIR stops here.
       this.unlock = lockDataDir(o.dataDir);
       this._disk = new DiskStore(o.dataDir, o.maxDiskBytes, Math.max(o.maxDiskMessagesPerConversation ?? DISK_MESSAGES_DEFAULT, o.maxMessagesPerConversation));
+      if (this.deps.webhook) this.journal = WebhookJournal.open(o.dataDir, this.log); // a damaged one stops start-up here, before any port
       this._disk.onFailing = (err) => {
         if (err) this.log.error('DATA_DIR cannot take writes: they are refused (503 storage_unavailable) until it can', { dataDir: o.dataDir, error: String((err as { commitError?: unknown }).commitError ? 'commit failed (disk full?)' : err.message) });
         else this.log.info('DATA_DIR takes writes again', { dataDir: o.dataDir });
@@ -206,7 +208,7 @@ export class ChatNode {
     this._presence = new ClusterPresence(new PresenceTable(this.id), this._mesh, this._sync, o, this.log);
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
-    if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log, o.dataDir === undefined ? null : WebhookJournal.open(o.dataDir, this.log));
+    if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log, this.journal);
     this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence, webhooks: this._webhooks });
     const meshView = new MeshStateView({ nodeId: this.id, detectionMs: o.peerTimeoutMs, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._meshState = new MeshStateApi(meshView, verifier, this.deps.metricsToken);
@@ -272,7 +274,7 @@ export class ChatNode {
     await Promise.race([steps, deadline]);
     await Promise.all([closeServer(this.server), closeServer(this.meshServer)]);
     await this._restApi?.close().catch(() => {});
-    await Promise.all([this._webhooks?.close(), this._disk?.close().catch(() => {})]); // the journal's writes too
+    await Promise.all([this._webhooks?.close() ?? this.journal?.close(), this._disk?.close().catch(() => {})]); // the journal's writes too
     this.unlock?.();
     this.state = 'closed';
     if (wasRunning) this.log.info('stopped');
@@ -283,9 +285,7 @@ async function listen(server: http.Server, port: number, host: string | undefine
   server.listen({ port, host, exclusive });
   await Promise.race([
     once(server, 'listening'),
-    once(server, 'error').then(([err]) => {
-      throw err;
-    }),
+    once(server, 'error').then(([err]) => Promise.reject(err as Error)),
   ]);
   return (server.address() as AddressInfo).port;
 }

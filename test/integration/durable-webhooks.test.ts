@@ -7,12 +7,13 @@
  */
 import { expect } from 'chai';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { Instance, stopAll } from '../helpers/instance.js';
+import { Instance, SERVER, stopAll } from '../helpers/instance.js';
 import { api } from '../helpers/rest.js';
 import { poll } from '../helpers/wait.js';
 
@@ -107,5 +108,24 @@ describe('DATA_DIR: webhooks survive a crash', function () {
     const fresh = await api(a, 'POST', `/api/conversations/${room}/messages`, { sender: 'customer', content: 'after the restart' });
     await poll(() => receiver.acknowledged().includes(fresh.body.id as string), { what: 'the new event' });
     expect(receiver.requests.slice(acknowledged).map((r) => r.id)).to.deep.equal([fresh.body.id]);
+  });
+
+  it('a damaged webhook journal stops start-up with the file named, before any port is taken', async () => {
+    const dataDir = join(root, 'b');
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, 'webhooks.mdb'), Buffer.alloc(20_000, 0x5a)); // not an LMDB file
+    // PORT is taken: a start that listened before opening the journal would fail on that instead.
+    const taken = http.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = String((taken.address() as AddressInfo).port);
+      const r = spawnSync(process.execPath, [SERVER], { env: { PATH: process.env.PATH ?? '', DISCOVERY: 'off', HOST: '127.0.0.1', PORT: port, DATA_DIR: dataDir, WEBHOOK_URL: 'http://127.0.0.1:9/hooks' }, encoding: 'utf8', timeout: 10_000 });
+      const output = r.stdout + r.stderr;
+      expect(r.status, output).to.equal(1);
+      expect(output).to.match(/webhook journal .*webhooks\.mdb is damaged/);
+      expect(output).to.not.include('EADDRINUSE');
+    } finally {
+      taken.close();
+    }
   });
 });
