@@ -12,6 +12,7 @@ import { WebSocket, type RawData } from 'ws';
 import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { poll, withTimeout } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 // ---------------------------------------------------------------------------------------------
 // Tracking: everything a test opens is closed in afterEach, even when the test failed.
@@ -223,7 +224,7 @@ describe('client protocol: happy path', function () {
     const bob = await connect(instance.url);
     await alice.join('lobby', 'alice');
     await bob.join('lobby', 'bob');
-    await alice.waitFor((f) => f.type === 'presence' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'bob'));
     const aliceFrom = alice.frames.length;
 
     const again = await bob.join('lobby', 'bob');
@@ -380,7 +381,7 @@ describe('client protocol: bad input', function () {
     const watcher = await connect(instance.url);
     await alice.join('probe', 'alice');
     await watcher.join('probe', 'watcher');
-    await alice.waitFor((f) => f.type === 'presence' && f.user === 'watcher');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'watcher'));
 
     const failures: string[] = [];
     const probeTexts: string[] = [];
@@ -521,7 +522,7 @@ describe('client protocol: limits', function () {
     await bad.join('utf', 'bad');
     bad.ws.send(Buffer.from([0x7b, 0xff, 0x7d]), { binary: false });
     expect(await bad.waitClose()).to.equal(1007);
-    await bob.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bad');
+    await bob.waitFor((f) => tellsPresence(f, 'leave', 'bad'));
 
     // A UTF-8-encoded surrogate (CESU style) is not valid UTF-8 either.
     const cesu = await connect(instance.url);
@@ -634,7 +635,7 @@ describe('client protocol: heartbeat', function () {
     dead.ws.send(JSON.stringify({ type: 'join', room: 'lonely', user: 'ghost' }));
     dead.ws.send(JSON.stringify({ type: 'join', room: 'shared', user: 'ghost' }));
     await poll(() => dead.frames.filter((f) => f.type === 'joined').length === 2, { what: 'the silent client to join two rooms' });
-    await alive.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'ghost');
+    await alive.waitFor((f) => tellsPresence(f, 'join', 'ghost'));
 
     const [code] = (await closed) as [number];
     const elapsed = Date.now() - connectedAt;
@@ -827,7 +828,7 @@ describe('client protocol: volume', function () {
     const receiver = await connect(instance.url);
     await sender.join('bulk', 'sender');
     await receiver.join('bulk', 'receiver');
-    await sender.waitFor((f) => f.type === 'presence' && f.user === 'receiver');
+    await sender.waitFor((f) => tellsPresence(f, 'join', 'receiver'));
 
     const TOTAL = 20_000;
     const BATCH = 1000;

@@ -13,6 +13,7 @@ import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
 import { api } from '../helpers/rest.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 const clients = new ClientPool();
 
@@ -84,7 +85,7 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
     // Live delivery goes on: presence events still reach the reader.
     const other = await clients.connect(node);
     await other.join(room, 'visitor');
-    await reader.waitFor((f) => f.type === 'presence' && f.user === 'visitor', 5000, 'a presence event while the disk is full');
+    await reader.waitFor((f) => tellsPresence(f, 'join', 'visitor'), 5000, 'a presence event while the disk is full');
 
     // Space returns: writes resume by themselves.
     rmSync(filler);

@@ -21,6 +21,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { TestClient } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { poll, withTimeout } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 import { proofFor } from '../../lib/links/auth.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -708,7 +709,7 @@ describe('hostile input: abusive clients', function () {
     await flooder.join('flood', 'flooder');
     await bystander.join('flood', 'bystander');
     await reader.join('flood', 'reader');
-    await flooder.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'reader');
+    await flooder.waitFor((f) => tellsPresence(f, 'join', 'reader'));
     // Warm-up with everyone reading, so the store is full (MAX_MESSAGES_PER_CONVERSATION) and the
     // heap at its working size before RSS is measured: an 8 KB flood alone moves RSS by tens of MiB.
     const warm = 'w'.repeat(7900);
@@ -723,7 +724,7 @@ describe('hostile input: abusive clients', function () {
     const rss0 = await rssBytes(instance);
     let rssMax = rss0;
     const pad = 'x'.repeat(7900);
-    const readerGone = () => flooder.frames.some((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'reader');
+    const readerGone = () => flooder.frames.some((f) => tellsPresence(f, 'leave', 'reader'));
     let sent = 0;
     // The cut (1013) is followed by a terminate one second later (the reader answers no close
     // handshake), and only then does its leave reach the flooder: on a fast machine thousands of
@@ -820,7 +821,7 @@ describe('hostile input: abusive clients', function () {
     // (Whether more arrive after the 1008 is timing-dependent here; the next test pins it down.)
     const atGood = good.messages('shared').filter((m) => m.user === 'abuser').map((m) => m.text);
     expect(atGood.slice(0, accepted.length)).to.deep.equal(accepted.map((m) => m.text));
-    await good.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'abuser');
+    await good.waitFor((f) => tellsPresence(f, 'leave', 'abuser'));
     await assertAlive(instance);
   });
   it('a flooder that ignores the 1008 close frame cannot get more messages into the room after it', async () => {

@@ -6,6 +6,7 @@ import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 const clients = new ClientPool();
 const connect = (instance: Instance) => clients.connect(instance);
@@ -60,7 +61,7 @@ describe('mesh: two instances, static peers', () => {
     const bob = await connect(b);
     await alice.join('lobby', 'alice');
     await bob.join('lobby', 'bob');
-    await alice.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'bob'));
     const echo = await alice.say('lobby', 'hello!');
     const atBob = await bob.waitFor((f) => f.type === 'message' && f.text === 'hello!');
     expect(atBob).to.deep.equal(echo);
@@ -74,15 +75,14 @@ describe('mesh: two instances, static peers', () => {
     const bob = await connect(b);
     await alice.join('r', 'alice');
     await bob.join('r', 'bob');
-    await alice.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'bob'));
     await bob.request({ type: 'leave', room: 'r' }, (f) => f.type === 'left');
-    await alice.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'leave', 'bob'));
     await bob.join('r', 'bob');
     await bob.close();
     // The join and the leave may reach A in one event-loop turn: then alice gets them as one
     // batched frame (presence-batcher.ts), where bob ends the turn among those who `left`.
-    const leaves = () =>
-      alice.frames.filter((f) => f.type === 'presence' && ((f.event === 'leave' && f.user === 'bob') || (Array.isArray(f.left) && (f.left as unknown[]).includes('bob'))));
+    const leaves = () => alice.frames.filter((f) => tellsPresence(f, 'leave', 'bob'));
     await poll(() => leaves().length === 2, { what: 'presence leave after bob disconnects' });
   });
 });

@@ -11,6 +11,7 @@ import { TestClient } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small parser for the Prometheus text format 0.0.4.
@@ -195,7 +196,7 @@ describe('metrics: GET /metrics', () => {
     await poll(async () => get(await scrape(b.httpUrl), 'chatmesh_store_conversations') === 1, { what: 'the conversation at B' });
     const bob = await connect(b);
     await bob.join('lobby', 'bob');
-    await alice.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'bob'));
 
     const [a0, b0] = await Promise.all([scrape(a.httpUrl), scrape(b.httpUrl)]);
     const delta = (now: Exposition, before: Exposition, name: string, labels: Record<string, string> = {}) =>

@@ -6,6 +6,7 @@ import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, freePort, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 const clients = new ClientPool();
 const connect = (instance: Instance) => clients.connect(instance);
@@ -26,7 +27,7 @@ describe('presence, cluster-wide', () => {
     const [a, b, c] = await Promise.all(nodes.map((n) => connect(n)));
     await a.join('room', 'alice');
     await b.join('room', 'bob');
-    await a.waitFor((f) => f.type === 'presence' && f.user === 'bob');
+    await a.waitFor((f) => tellsPresence(f, 'join', 'bob'));
     // Presence converges: bob's join may still be on its way to C. Joining again is idempotent
     // and answers with C's current list, so poll that.
     let joined = await c.join('room', 'carol');
@@ -35,12 +36,12 @@ describe('presence, cluster-wide', () => {
       return (joined.members as string[]).length === 3;
     }, { what: "C's member list to hold all three" });
     expect(joined.members).to.deep.equal(['alice', 'bob', 'carol']);
-    await a.waitFor((f) => f.type === 'presence' && f.user === 'carol');
-    await b.waitFor((f) => f.type === 'presence' && f.user === 'carol');
+    await a.waitFor((f) => tellsPresence(f, 'join', 'carol'));
+    await b.waitFor((f) => tellsPresence(f, 'join', 'carol'));
     for (const client of [a, b, c]) expect(await membersAt(client, 'room')).to.deep.equal(['alice', 'bob', 'carol']);
     await b.request({ type: 'leave', room: 'room' }, (f) => f.type === 'left');
-    await a.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bob');
-    await c.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'bob');
+    await a.waitFor((f) => tellsPresence(f, 'leave', 'bob'));
+    await c.waitFor((f) => tellsPresence(f, 'leave', 'bob'));
     for (const client of [a, c]) expect(await membersAt(client, 'room')).to.deep.equal(['alice', 'carol']);
     // Members of a room you are not in are not yours to see.
     const refused = await b.request({ type: 'members', room: 'room' }, (f) => f.type === 'error');
@@ -58,7 +59,7 @@ describe('presence, cluster-wide', () => {
     const killed = nodes[2];
     await killed.kill('SIGKILL');
     for (const survivor of [a, b]) {
-      await survivor.waitFor((f) => f.type === 'presence' && f.event === 'leave' && f.user === 'carol', 5000, 'carol to leave after the kill');
+      await survivor.waitFor((f) => tellsPresence(f, 'leave', 'carol'), 5000, 'carol to leave after the kill');
       expect(await membersAt(survivor, 'room')).to.deep.equal(['alice', 'bob']);
     }
 
@@ -84,7 +85,7 @@ describe('presence, cluster-wide', () => {
       const joined = await bob.request({ type: 'join', room: 'room', user: 'bob' }, (f) => f.type === 'joined');
       return (joined.members as string[]).includes('alice');
     }, { what: 'alice in the member list at B' });
-    await alice.waitFor((f) => f.type === 'presence' && f.user === 'bob');
+    await alice.waitFor((f) => tellsPresence(f, 'join', 'bob'));
   });
 });
 

@@ -24,6 +24,7 @@ import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, ROOT, stopAll, type Health, type PeerRow } from '../helpers/instance.js';
 import { TestNetwork, requireNetns, type NetHost, dumpInstanceOutput, distinctPorts } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 const run = promisify(execFile);
 
@@ -368,8 +369,7 @@ describe('faults: delay, loss, flapping peers, partitions, kill -9 (network name
     }
     return f.user === user ? [f.event as string] : [];
   };
-  const isPresence = (event: 'join' | 'leave', user: string, room: string) => (f: Frame) =>
-    f.type === 'presence' && f.room === room && (f.event === event ? f.user === user : ((event === 'join' ? f.joined : f.left) as string[] | undefined)?.includes(user) === true);
+  const isPresence = (event: 'join' | 'leave', user: string, room: string) => (f: Frame) => tellsPresence(f, event, user, room);
 
   // -------------------------------------------------------------------------------------
 

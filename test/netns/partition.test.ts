@@ -19,6 +19,7 @@ import { TestClient, type Frame } from '../helpers/client.js';
 import { Instance, stopAll, type Health, type PeerRow } from '../helpers/instance.js';
 import { TestNetwork, requireNetns, type NetHost, dumpInstanceOutput, distinctPorts } from '../helpers/netns.js';
 import { poll } from '../helpers/wait.js';
+import { tellsPresence } from '../helpers/presence.js';
 
 const run = promisify(execFile);
 
@@ -284,7 +285,7 @@ describe('network partitions (network namespaces)', function () {
     clients.push(alice);
     await alice.request({ type: 'join', room, user: 'alice' }, joined, 10_000);
     // The link works before the cut: bob hears alice join.
-    await bob.waitFor((f) => f.type === 'presence' && f.event === 'join' && f.user === 'alice', 10_000, "alice's join at bob");
+    await bob.waitFor((f) => tellsPresence(f, 'join', 'alice'), 10_000, "alice's join at bob");
 
     await partition(c, 2, true);
 
