@@ -13,11 +13,11 @@ import type { Replicator } from '../replication/replicator.js';
 import { WebhookDelivery, type EventJournal, type WebhookCounters } from './webhook-delivery.js';
 import { webhookEventOf } from './webhook-events.js';
 
-/** A journal as Webhooks uses it: what it holds at start-up, and a close that waits for its writes. */
-export interface WebhookJournal extends EventJournal {
+/** The journal (lib/storage/webhook-journal.ts) as Webhooks uses it: also what it holds at start-up, and a close that waits for its writes. */
+type KeptEvents = EventJournal & {
   pending(): Array<{ id: string; body: string; bornAt: number }>;
   close(): Promise<void>;
-}
+};
 
 export class Webhooks {
   private readonly delivery: WebhookDelivery;
@@ -27,7 +27,7 @@ export class Webhooks {
     options: WebhookOptions,
     private readonly replicator: Replicator,
     log: Logger,
-    private readonly journal: WebhookJournal | null = null,
+    private readonly journal: KeptEvents | null = null,
   ) {
     this.delivery = new WebhookDelivery(options, log, Date.now, Math.random, journal);
     const restored = journal ? this.delivery.restore(journal.pending()) : 0;
