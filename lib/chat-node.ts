@@ -125,6 +125,7 @@ export class ChatNode {
       gateway,
       store: this._store!,
       mesh: this._mesh!,
+      disk: this._disk,
     });
   }
 
@@ -209,7 +210,7 @@ export class ChatNode {
     this._gateway = new ChatGateway(o, this._replicator, store, this._presence, creations, this.log, verifier, this.auth.clockToleranceSec);
     this.startedAt = Date.now();
     if (this.deps.webhook) this._webhooks = new Webhooks(this.deps.webhook, this._replicator, this.log, this.journal);
-    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence, webhooks: this._webhooks });
+    this._metrics = createNodeMetrics({ nodeId: this.id, version: VERSION, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator, presence: this._presence, webhooks: this._webhooks, disk: this._disk });
     const meshView = new MeshStateView({ nodeId: this.id, detectionMs: o.peerTimeoutMs, gateway: this._gateway, mesh: this._mesh, replicator: this._replicator });
     this._meshState = new MeshStateApi(meshView, verifier, this.deps.metricsToken);
     this._replicator.start();

@@ -19,7 +19,22 @@ export interface HealthReport {
   memory: { rssBytes: number; heapUsedBytes: number; storeBytes: number; maxStoreBytes: number };
   /** Events from peers: received, duplicates dropped, forwarded, forwards skipped (the origin had sent them), frames dropped as invalid. */
   mesh: { received: number; duplicates: number; forwarded: number; skippedForwards: number; invalid: number };
+  /** With DATA_DIR only: the store on disk. */
+  disk?: DiskHealth;
   peers: Array<Omit<PeerStatus, 'since' | 'lastSeen'> & { since: string; lastSeen: string | null }>;
+}
+
+/** The store on disk (DATA_DIR), as storage/disk-store.ts reports it. */
+export interface DiskHealth {
+  /** False while writes are refused (503 storage_unavailable, the disk full): they are taken again by themselves once a probe write succeeds. */
+  writable: boolean;
+  /** Records written since start, and commits that failed. */
+  recordsWritten: number;
+  commitFailures: number;
+  /** Bytes of the pages in use, the file's size (it never shrinks: freed pages are reused), and MAX_DISK_BYTES (null: no limit). */
+  usedBytes: number;
+  fileBytes: number;
+  maxBytes: number | null;
 }
 
 export interface NodeInfo {
@@ -37,6 +52,8 @@ export interface HealthSources {
   gateway: { readonly connectionCount: number; readonly roomCount: number };
   store: { stats(): { conversations: number; messages: number; tombstones: number }; usage(): { bytes: number; maxBytes: number } };
   mesh: Pick<Mesh, 'counters' | 'status'>;
+  /** With DATA_DIR. */
+  disk?: { state(): DiskHealth } | null;
 }
 
 export function healthCheck(s: HealthSources): { statusCode: number; body: HealthReport } {
@@ -51,6 +68,7 @@ export function healthCheck(s: HealthSources): { statusCode: number; body: Healt
     store: s.store.stats(),
     mesh: { ...s.mesh.counters },
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed, storeBytes: s.store.usage().bytes, maxStoreBytes: s.store.usage().maxBytes },
+    ...(s.disk ? { disk: s.disk.state() } : {}),
     peers: s.mesh.status().map((p) => ({ ...p, since: iso(p.since)!, lastSeen: iso(p.lastSeen) })),
   };
   return { statusCode: s.closing ? 503 : 200, body };

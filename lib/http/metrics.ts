@@ -16,6 +16,7 @@ import type { Mesh, PeerState } from '../mesh/mesh.js';
 import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import type { Webhooks } from '../webhooks/webhooks.js';
+import type { DiskHealth } from './health.js';
 import { GET_ONLY, send } from './responses.js';
 
 export interface NodeMetricsSources {
@@ -27,6 +28,8 @@ export interface NodeMetricsSources {
   presence: ClusterPresence;
   /** With WEBHOOK_URL. */
   webhooks?: Webhooks | null;
+  /** With DATA_DIR. */
+  disk?: { state(): DiskHealth } | null;
 }
 
 /** What GET /metrics needs: a prom-client Registry is one. */
@@ -106,6 +109,7 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
   counter('chatmesh_webhook_dropped_total', 'Webhook events dropped, the oldest first, because the queue was full.', () => hooks.dropped);
   counter('chatmesh_webhook_abandoned_total', 'Webhook events given up: a final answer (4xx), or still failing when the retry time was over.', () => hooks.abandoned);
   gauge('chatmesh_webhook_queued', 'Webhook events held: waiting, being sent, or waiting for a retry.', () => sources.webhooks?.queued ?? 0);
+  counter('chatmesh_webhook_journal_write_failures_total', 'Writes to the webhook journal (DATA_DIR/webhooks.mdb) that failed: the events stay queued in memory, not across a restart.', () => sources.webhooks?.journalFailures ?? 0);
 
   // The mesh.
   const m = mesh.counters;
@@ -158,6 +162,16 @@ export function createNodeMetrics(sources: NodeMetricsSources): Registry {
   gauge('chatmesh_store_conversations', 'Conversations held by this node.', stat('conversations'));
   gauge('chatmesh_store_messages', 'Messages held by this node (deleted ones excluded).', stat('messages'));
   gauge('chatmesh_store_tombstones', 'Deletes remembered by this node (tombstones).', stat('tombstones'));
+
+  // The store on disk (DATA_DIR only).
+  const disk = sources.disk;
+  if (disk) {
+    gauge('chatmesh_disk_writable', '1 while the store on disk takes writes; 0 while they are refused (503 storage_unavailable) after a failed commit (disk full).', () => (disk.state().writable ? 1 : 0));
+    counter('chatmesh_disk_records_written_total', 'Records written to the store on disk.', () => disk.state().recordsWritten);
+    counter('chatmesh_disk_commit_failures_total', 'Writes to the store on disk whose commit failed (disk full, I/O error).', () => disk.state().commitFailures);
+    gauge('chatmesh_disk_used_bytes', 'Bytes of the pages the store on disk uses (what MAX_DISK_BYTES limits).', () => disk.state().usedBytes);
+    gauge('chatmesh_disk_file_bytes', 'Bytes of the store file (it does not shrink: freed pages are reused).', () => disk.state().fileBytes);
+  }
 
   return registry;
 }

@@ -17,6 +17,7 @@ import { webhookEventOf } from './webhook-events.js';
 type KeptEvents = EventJournal & {
   pending(): Array<{ id: string; body: string; bornAt: number }>;
   close(): Promise<void>;
+  readonly counters: { failures: number };
 };
 
 export class Webhooks {
@@ -37,6 +38,11 @@ export class Webhooks {
 
   get counters(): WebhookCounters {
     return this.delivery.counters;
+  }
+
+  /** Writes to the journal that failed (DATA_DIR): 0 without one. */
+  get journalFailures(): number {
+    return this.journal?.counters.failures ?? 0;
   }
 
   /** Events held now (ready, being sent, or waiting for a retry). */

@@ -15,3 +15,14 @@ export async function api(instance: Instance, method: string, path: string, body
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : {} };
 }
+
+/** The text of an instance's GET /metrics. */
+export async function metricsText(instance: Instance): Promise<string> {
+  return (await fetch(`${instance.httpUrl}/metrics`)).text();
+}
+
+/** One unlabelled metric of GET /metrics (0 when absent). */
+export async function metric(instance: Instance, name: string): Promise<number> {
+  const line = (await metricsText(instance)).split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
-import { api } from '../helpers/rest.js';
+import { api, metric } from '../helpers/rest.js';
 import { tellsPresence } from '../helpers/presence.js';
 
 const clients = new ClientPool();
@@ -54,6 +54,10 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
     await reader.join(room, 'reader');
     const writer = await clients.connect(node);
     await writer.join(room, 'writer');
+    const healthy = (await api(node, 'GET', '/health')).body.disk as { writable: boolean; usedBytes: number; fileBytes: number; commitFailures: number };
+    expect(healthy).to.include({ writable: true, commitFailures: 0 });
+    expect(healthy.usedBytes).to.be.greaterThan(0);
+    expect(await metric(node, 'chatmesh_disk_writable')).to.equal(1);
 
     // Fill the disk: one file takes all the space left, then messages go until one is refused.
     const filler = join(mount, 'filler');
@@ -77,6 +81,13 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
     const error = await writer.waitFor((f) => f.type === 'error', 5000, 'an error frame');
     expect(error.code).to.equal('storage_unavailable');
     expect(writer.messages(room).some((f) => f.text === 'ws while full')).to.equal(false);
+    // /health and /metrics say so.
+    const full = (await api(node, 'GET', '/health')).body as { status: string; disk: { writable: boolean; commitFailures: number } };
+    expect(full.status).to.equal('ok');
+    expect(full.disk.writable).to.equal(false);
+    expect(full.disk.commitFailures).to.be.greaterThan(0);
+    expect(await metric(node, 'chatmesh_disk_writable')).to.equal(0);
+    expect(await metric(node, 'chatmesh_disk_commit_failures_total')).to.be.greaterThan(0);
     // Reads go on, with everything acknowledged.
     const read = await api(node, 'GET', `/api/conversations/${room}`);
     expect(read.status).to.equal(200);
@@ -95,6 +106,8 @@ describe('DATA_DIR: disk full while running (tmpfs)', function () {
     }, { timeoutMs: 10_000, what: 'writes to resume after space was freed' });
     acked.push(after.body.id as string);
     await node.waitForLog((l) => l.msg === 'DATA_DIR takes writes again', 5000, 'the recovery logged');
+    expect(((await api(node, 'GET', '/health')).body.disk as { writable: boolean }).writable).to.equal(true);
+    expect(await metric(node, 'chatmesh_disk_writable')).to.equal(1);
     const echo = await writer.say(room, 'ws after');
     acked.push(echo.id as string);
 

@@ -15,7 +15,7 @@ import { TestClient } from '../helpers/client.js';
 import { Instance, SERVER, freePort, stopAll } from '../helpers/instance.js';
 import { ClientPool } from '../helpers/mesh.js';
 import { poll } from '../helpers/wait.js';
-import { api } from '../helpers/rest.js';
+import { api, metric, metricsText } from '../helpers/rest.js';
 
 const clients = new ClientPool();
 let root = '';
@@ -226,8 +226,33 @@ describe('DATA_DIR: MAX_DISK_BYTES', function () {
     await db.close();
     expect(stats.pageSize * (stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages)).to.be.at.most(1_500_000);
     node = await Instance.start({ env });
+    const disk = (await api(node, 'GET', '/health')).body.disk as { usedBytes: number; maxBytes: number };
+    expect(disk.maxBytes).to.equal(1_500_000);
+    expect(disk.usedBytes).to.be.within(1, 1_500_000);
     expect(await history(node, 'c0')).to.equal(null);
     expect(await history(node, 'c29')).to.have.length(50);
+  });
+});
+
+describe('DATA_DIR: /health and /metrics', function () {
+  this.timeout(30_000);
+
+  it('show the disk (writable, records written, bytes in use) with DATA_DIR, and nothing of it without', async () => {
+    const [durable, memory] = await Promise.all([Instance.start({ env: { DATA_DIR: join(root, 'h') } }), Instance.start()]);
+    for (const node of [durable, memory]) {
+      const room = (await api(node, 'POST', '/api/conversations')).body.id as string;
+      expect((await api(node, 'POST', `/api/conversations/${room}/messages`, { sender: 'agent', content: 'hi' })).status).to.equal(201);
+    }
+    const disk = (await api(durable, 'GET', '/health')).body.disk as Record<string, unknown>;
+    expect(disk).to.include({ writable: true, commitFailures: 0, maxBytes: null });
+    expect(disk.recordsWritten).to.be.at.least(2); // the conversation and its message
+    expect(disk.usedBytes).to.be.greaterThan(0);
+    expect(disk.fileBytes).to.be.at.least(disk.usedBytes as number);
+    expect(await metric(durable, 'chatmesh_disk_writable')).to.equal(1);
+    expect(await metric(durable, 'chatmesh_disk_records_written_total')).to.equal(disk.recordsWritten);
+    expect(await metric(durable, 'chatmesh_disk_used_bytes')).to.be.greaterThan(0);
+    expect((await api(memory, 'GET', '/health')).body).to.not.have.property('disk');
+    expect(await metricsText(memory)).to.not.include('chatmesh_disk_');
   });
 });
 

@@ -10,19 +10,13 @@
 import { expect } from 'chai';
 import { FakePeer } from '../helpers/fake-peer.js';
 import { Instance, stopAll } from '../helpers/instance.js';
+import { metric } from '../helpers/rest.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import type { Frame, TestClient } from '../helpers/client.js';
 import { poll } from '../helpers/wait.js';
 
 const isTyping = (room: string, user: string) => (f: Frame) => f.type === 'typing' && f.room === room && f.user === user;
 const typingCount = (client: TestClient, room: string) => client.frames.filter((f) => f.type === 'typing' && f.room === room).length;
-
-/** A counter of GET /metrics (0 when absent). */
-async function metric(instance: Instance, name: string): Promise<number> {
-  const text = await (await fetch(`${instance.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
-}
 
 /** Waits until `client` sees `user` among the members of `room` (presence has travelled). */
 async function seesMember(client: TestClient, room: string, user: string): Promise<void> {

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { Instance, ROOT, SERVER, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
-import { api } from '../helpers/rest.js';
+import { api, metric } from '../helpers/rest.js';
 import { poll } from '../helpers/wait.js';
 
 const SECRET = 'a-webhook-secret-of-32-characters';
@@ -53,13 +53,6 @@ class Receiver {
     this.server.closeAllConnections();
     this.server.close();
   }
-}
-
-/** A counter of GET /metrics (0 when absent). */
-async function metric(instance: Instance, name: string): Promise<number> {
-  const text = await (await fetch(`${instance.httpUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
 
 describe('webhooks', function () {
