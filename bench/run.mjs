@@ -15,9 +15,12 @@ const SCENARIOS = [
   { id: 'S2', name: 'many rooms', clients: 2000, rooms: 200, publishers: 200, rate: 0, window: 4, size: 100, warmupS: 2, durationS: 10 },
   { id: 'S3', name: 'fixed load', clients: 200, rooms: 20, publishers: 20, rate: 2000, size: 100, warmupS: 2, durationS: 10 },
   { id: 'S4', name: 'idle memory', clients: 10000, rooms: 100, publishers: 100, idle: true, size: 100 },
-  // Durable mode: S2 again with DATA_DIR (a fresh temporary directory per instance), and
-  // acknowledged REST writes per second without and with DATA_DIR.
+  // Durable mode: S2 again with DATA_DIR (a fresh temporary directory per instance), S2 at a
+  // fixed offered load without and with it (latency compared at the same load: at max rate a
+  // closed loop turns any CPU cost into queueing), and acknowledged REST writes per second.
   { id: 'S2D', name: 'many rooms, DATA_DIR', clients: 2000, rooms: 200, publishers: 200, rate: 0, window: 4, size: 100, warmupS: 2, durationS: 10, durable: true },
+  { id: 'S2F', name: 'many rooms, fixed load', clients: 2000, rooms: 200, publishers: 200, rate: 3000, size: 100, warmupS: 2, durationS: 10 },
+  { id: 'S2FD', name: 'many rooms, fixed load, DATA_DIR', clients: 2000, rooms: 200, publishers: 200, rate: 3000, size: 100, warmupS: 2, durationS: 10, durable: true },
   { id: 'W', name: 'REST writes', rest: true, concurrency: 32, size: 100, warmupS: 2, durationS: 10 },
   { id: 'WD', name: 'REST writes, DATA_DIR', rest: true, concurrency: 32, size: 100, warmupS: 2, durationS: 10, durable: true },
 ];
@@ -174,7 +177,9 @@ function scalingTable(rows) {
   return lines.join('\n');
 }
 
-/** DATA_DIR beside memory only, from the same run: S2D against S2, WD against W. */
+/** DATA_DIR beside memory only, from the same run: S2D against S2, S2FD against S2F, WD against W. */
+const signed = (v) => `${v >= 0 ? '+' : ''}${ms(v)}`;
+
 function durableComparison(rows) {
   const get = (id) => rows.find((x) => x.spec.id === id && x.r)?.r;
   const out = [];
@@ -186,7 +191,15 @@ function durableComparison(rows) {
   if (s2 && s2d && s2.cpuMsPer1kDeliveries && s2d.cpuMsPer1kDeliveries) {
     const ratio = s2d.cpuMsPer1kDeliveries / s2.cpuMsPer1kDeliveries;
     const dp99 = s2d.latencyMs.p99 - s2.latencyMs.p99;
-    out.push(`S2 with DATA_DIR: CPU per delivery ${ratio.toFixed(2)}x memory only (target <= 1.3x), p99 ${dp99 >= 0 ? '+' : ''}${ms(dp99)} ms (target <= +5 ms)`);
+    out.push(`S2 with DATA_DIR: CPU per delivery ${ratio.toFixed(2)}x memory only (target <= 1.3x), p99 ${signed(dp99)} ms (target <= +5 ms)`);
+  }
+  const s2f = get('S2F');
+  const s2fd = get('S2FD');
+  if (s2f && s2fd && s2f.cpuMsPer1kDeliveries && s2fd.cpuMsPer1kDeliveries) {
+    const ratio = s2fd.cpuMsPer1kDeliveries / s2f.cpuMsPer1kDeliveries;
+    const same = s2fd.sameLatencyMs.p99 - s2f.sameLatencyMs.p99;
+    const cross = s2fd.crossLatencyMs.p99 - s2f.crossLatencyMs.p99;
+    out.push(`S2 at ${int(s2f.rate)} msgs/s with DATA_DIR: CPU per delivery ${ratio.toFixed(2)}x memory only, p99 ${signed(s2fd.latencyMs.p99 - s2f.latencyMs.p99)} ms (same instance ${signed(same)}, cross-instance ${signed(cross)})`);
   }
   return out;
 }
