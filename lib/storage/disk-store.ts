@@ -52,18 +52,6 @@ function recordKey(write: Exclude<StoreWrite, { type: 'message' }>): string {
   }
 }
 
-/** The disk as an operator sees it (/health, /metrics). */
-export interface DiskState {
-  /** False while writes are refused (503 storage_unavailable): a commit failed, and no probe write has succeeded since. */
-  writable: boolean;
-  recordsWritten: number;
-  commitFailures: number;
-  /** Bytes of the pages LMDB uses; the file's size (it does not shrink); MAX_DISK_BYTES or null. */
-  usedBytes: number;
-  fileBytes: number;
-  maxBytes: number | null;
-}
-
 export class DiskStore {
   private readonly db: RootDatabase<Buffer, Key>;
   private last: Promise<void> | null = null;
@@ -214,8 +202,8 @@ export class DiskStore {
     return n;
   }
 
-  /** What /health and /metrics show of the disk. */
-  state(): DiskState {
+  /** What /health and /metrics show of the disk (the fields are described in http/health.ts, DiskHealth). */
+  state() {
     const bytes = this.closed ? { usedBytes: 0, fileBytes: 0 } : { usedBytes: this.usedBytes(), fileBytes: this.fileBytes() };
     return { writable: this.failing === null, recordsWritten: this.counters.writes, commitFailures: this.counters.failures, ...bytes, maxBytes: this.maxBytes ?? null };
   }
