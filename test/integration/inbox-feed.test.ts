@@ -7,11 +7,13 @@
  * No sleeps: a later frame on the same connection proves an earlier one did not come.
  */
 import { expect } from 'chai';
+import { ChatClient, type InboxFrame } from 'chatmesh/client';
 import { AUDIENCE, ISSUER, TEST_SECRET, authApi, connectWithHeader, mint } from '../helpers/auth.js';
 import type { Frame, TestClient } from '../helpers/client.js';
 import { Instance, stopAll } from '../helpers/instance.js';
 import { ClientPool, fullMesh } from '../helpers/mesh.js';
 import { api } from '../helpers/rest.js';
+import { poll } from '../helpers/wait.js';
 
 const JWT_ENV = { AUTH: 'jwt', JWT_SECRET: TEST_SECRET, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE, JWT_CLOCK_TOLERANCE_SEC: '0' };
 
@@ -123,6 +125,34 @@ describe('inbox feed', function () {
       await subscribe(leaves, false);
       expect(leaves.frames.slice(seen).filter((f) => f.type === 'inbox' && !('subscribed' in f))).to.deep.equal([]);
     });
+  });
+
+  it('chatmesh/client: inbox() subscribes, again after a reconnect, and emits the items', async () => {
+    const [a, b] = await fullMesh(2);
+    const client = new ChatClient({ urls: [b.url], user: 'agent', backoff: { initialMs: 20, maxMs: 100 } });
+    const frames: InboxFrame[] = [];
+    client.on('inbox', (frame) => frames.push(frame));
+    const errors: string[] = [];
+    client.on('error', (err) => errors.push(err.code));
+    try {
+      client.connect();
+      client.inbox();
+      await poll(() => frames.some((f) => f.subscribed === true), { what: 'subscribed' });
+      const id = (await api(a, 'POST', '/api/conversations')).body.id as string;
+      await poll(() => frames.some((f) => f.item?.id === id), { what: 'the item' });
+
+      // B restarts on the same port: the client connects again and follows the inbox again.
+      const port = b.port;
+      await b.stop();
+      const again = await Instance.start({ port, env: { DISCOVERY: 'static', PEERS: `ws://127.0.0.1:${a.port}` } });
+      await again.waitForPeersUp([a.nodeId], 10_000);
+      await poll(() => frames.filter((f) => f.subscribed === true).length === 2, { timeoutMs: 10_000, what: 'subscribed again' });
+      expect((await api(a, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'after the restart' })).status).to.equal(201);
+      await poll(() => frames.some((f) => f.item?.lastMessage?.content === 'after the restart'), { what: 'the item after the restart' });
+      expect(errors).to.deep.equal([]);
+    } finally {
+      client.close();
+    }
   });
 
   describe('with AUTH=jwt', () => {
