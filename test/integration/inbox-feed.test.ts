@@ -127,6 +127,16 @@ describe('inbox feed', function () {
     });
   });
 
+  it('says removed when a conversation expires', async () => {
+    const [a] = await fullMesh(1, { CONVERSATION_TTL_MS: '1500' });
+    const agent = await clients.connect(a);
+    await subscribe(agent);
+    const id = (await api(a, 'POST', '/api/conversations')).body.id as string;
+    await agent.waitFor(itemOf(id));
+    await agent.waitFor((f) => f.type === 'inbox' && f.removed === id, 5000, 'removed');
+    expect((await api(a, 'GET', `/api/conversations/${id}`)).status).to.equal(404);
+  });
+
   it('chatmesh/client: inbox() subscribes, again after a reconnect, and emits the items', async () => {
     const [a, b] = await fullMesh(2);
     const client = new ChatClient({ urls: [b.url], user: 'agent', backoff: { initialMs: 20, maxMs: 100 } });
@@ -178,6 +188,16 @@ describe('inbox feed', function () {
       // The customer's socket got no push (it is not subscribed): a round trip proves it.
       await customer.request({ type: 'inbox', subscribe: false }, (f) => f.type === 'inbox');
       expect(customer.frames.filter((f) => f.type === 'inbox' && 'item' in f)).to.deep.equal([]);
+
+      // A read cursor moves one reader's unread: pushed to that agent's sockets only.
+      const other = clients.track(await connectWithHeader(b.url, await mint({ sub: 'agent-2', role: 'agent' })));
+      await subscribe(other);
+      const seenByOther = other.frames.length;
+      const read = agent.next(itemOf(id, (i) => i.unread === 0 && i.lastMessage?.content === 'help'), 5000, 'unread 0 for agent-1 on B');
+      expect((await authApi(a.httpUrl, agentToken, 'POST', `/api/conversations/${id}/read`, { upTo: pushed.lastMessage!.id })).status).to.equal(200);
+      await read;
+      await subscribe(other);
+      expect(other.frames.slice(seenByOther).filter((f) => f.type === 'inbox' && 'item' in f)).to.deep.equal([]);
     });
   });
 });
