@@ -24,6 +24,7 @@ export const state = {
   auth: 'none', token: '', me: '', filter: 'open', items: [], inboxAsked: 0, client: null, pollTimer: 0, refreshTimer: 0,
   feed: 'off', // the inbox feed: 'asked', 'live', 'off' or 'unsupported' (by the server); but live, polled every POLL_MS
   pushedMeanwhile: null, // inbox frames that came while an inbox fetch was under way (applied again on its answer)
+  renderQueued: false, // the inbox is drawn at the next animation frame
   open: null, // { id, entries: [{ id, ts, user, li }], prev, readers: Map(user → upTo), typers: Map(user → until), lastRead }
   typingSentAt: 0,
 };

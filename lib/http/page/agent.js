@@ -21,6 +21,7 @@ async function loadInbox() {
     for (const frame of pushed) applyInboxFrame(frame); // as new as the answer, or newer
     renderInbox();
   } catch (err) {
+    if (asked === state.inboxAsked) state.pushedMeanwhile = null;
     if (err.status === 401) return signOut(`The server refused this token (${err.message}): paste another.`);
     showError(`inbox: ${err.message}`);
   }
@@ -53,7 +54,13 @@ function onInboxFrame(frame) {
   }
   state.pushedMeanwhile?.push(frame);
   applyInboxFrame(frame);
-  renderInbox();
+  // A flush of the feed brings many items at once: the list is drawn once for them all.
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(() => {
+    state.renderQueued = false;
+    renderInbox();
+  });
 }
 
 function applyInboxFrame(frame) {
