@@ -24,6 +24,8 @@ export const ClientErrorCode = {
   StorageUnavailable: 'storage_unavailable',
   /** A read cursor (or an edit) names a message the room does not hold (or holds deleted). */
   UnknownMessage: 'unknown_message',
+  /** The instance already feeds the inbox to its most subscribers (INBOX_SUBSCRIBERS_MAX): poll GET /api/conversations instead. */
+  TooManySubscribers: 'too_many_subscribers',
 } as const;
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 

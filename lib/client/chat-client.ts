@@ -19,10 +19,10 @@ import { TokenRefresher } from './token-refresher.js';
 import { tokenExpiry } from './token.js';
 
 export class ChatClient extends Emitter<ChatClientEvents> {
-  private readonly connection: Connection;
+  protected readonly connection: Connection;
   private readonly rooms = new Map<string, RoomState>();
   private readonly outbox = new Outbox();
-  private readonly inflight = new InflightRequests();
+  protected readonly inflight = new InflightRequests();
   private readonly seen: SeenIds;
   private readonly refresher: TokenRefresher;
   /** The server echoes clientId: echoes are matched by it alone. */
@@ -150,7 +150,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     return true;
   }
 
-  private onOpen(): void {
+  protected onOpen(): void {
     this.inflight.clear();
     for (const state of this.rooms.values()) this.writeJoin(state);
     this.refresher.arm(this.connection.token === null ? null : tokenExpiry(this.connection.token));
@@ -168,7 +168,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     this.outbox.rejectAll(error);
   }
 
-  private onFrame(frame: ServerFrame): void {
+  protected onFrame(frame: ServerFrame): void {
     switch (frame.type) {
       case 'joined': return this.onJoined(frame);
       case 'message': return this.onMessage(frame);

@@ -1,7 +1,7 @@
 /** The ChatClient's options and events. */
 import type { ConnectionOptions, ConnectionState } from './connection.js';
 import type { ChatError } from './chat-error.js';
-import type { ChatMessage, ConversationFrame, DeletedFrame, EditedFrame, OccupancyFrame, PresenceFrame, ReadFrame, TypingFrame } from './frames.js';
+import type { ChatMessage, ConversationFrame, DeletedFrame, EditedFrame, InboxFrame, OccupancyFrame, PresenceFrame, ReadFrame, TypingFrame } from './frames.js';
 import type { JoinedInfo } from './room-state.js';
 
 export interface ChatClientOptions extends ConnectionOptions {
@@ -28,6 +28,8 @@ export interface ChatClientEvents {
   conversation(frame: ConversationFrame): void;
   read(frame: ReadFrame): void;
   typing(frame: TypingFrame): void;
+  /** The inbox feed (after `inbox()`): its answer, then each changed conversation's item. */
+  inbox(frame: InboxFrame): void;
   refreshed(event: { exp: number }): void;
   state(state: ConnectionState): void;
   /** A server error no promise took (a refused typing, read or refresh, a failed re-join). */

@@ -143,6 +143,27 @@ export interface RefreshedFrame {
   exp: number;
 }
 
+/** A conversation's inbox item, as GET /api/conversations gives it (`unread`: with AUTH=jwt). */
+export interface InboxItem {
+  id: string;
+  status: 'open' | 'pending' | 'snoozed' | 'resolved';
+  snoozedUntil?: number;
+  assignee: string | null;
+  metadata: Record<string, string | number | boolean | null>;
+  updatedAt: number;
+  createdAt: number;
+  lastMessage: { id: string; sender: string; content: string; timestamp: number } | null;
+  unread?: number;
+}
+
+/** The inbox feed: the answer to an inbox frame (`subscribed`), a changed conversation (`item`), or one gone (`removed`: expired). */
+export interface InboxFrame {
+  type: 'inbox';
+  subscribed?: boolean;
+  item?: InboxItem;
+  removed?: string;
+}
+
 export interface ErrorFrame {
   type: 'error';
   code: string;
@@ -154,7 +175,7 @@ export interface ErrorFrame {
 
 export type ServerFrame =
   | JoinedFrame | PresenceFrame | MessageFrame | DeletedFrame | ConversationFrame | ReadFrame
-  | EditedFrame | TypingFrame | MembersFrame | OccupancyFrame | LeftFrame | RefreshedFrame | ErrorFrame;
+  | EditedFrame | TypingFrame | MembersFrame | OccupancyFrame | LeftFrame | RefreshedFrame | InboxFrame | ErrorFrame;
 
 /** Frames the client sends. */
 export type ClientFrame =
@@ -164,9 +185,10 @@ export type ClientFrame =
   | { type: 'message'; room: string; text: string; clientId: string }
   | { type: 'typing'; room: string }
   | { type: 'read'; room: string; upTo: string }
-  | { type: 'refresh'; token: string };
+  | { type: 'refresh'; token: string }
+  | { type: 'inbox'; subscribe?: false };
 
-const TYPES = new Set(['joined', 'presence', 'message', 'deleted', 'conversation', 'read', 'edited', 'typing', 'members', 'occupancy', 'left', 'refreshed', 'error']);
+const TYPES = new Set(['joined', 'presence', 'message', 'deleted', 'conversation', 'read', 'edited', 'typing', 'members', 'occupancy', 'left', 'refreshed', 'inbox', 'error']);
 
 /** Parses one server text frame; null for anything that is not a known frame. */
 export function parseServerFrame(data: unknown): ServerFrame | null {
@@ -180,8 +202,8 @@ export function parseServerFrame(data: unknown): ServerFrame | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const frame = value as { type?: unknown; room?: unknown };
   if (typeof frame.type !== 'string' || !TYPES.has(frame.type)) return null;
-  // Every frame but error and refreshed belongs to a room.
-  if (frame.type !== 'error' && frame.type !== 'refreshed' && typeof frame.room !== 'string') return null;
+  // Every frame but error, refreshed and inbox belongs to a room.
+  if (frame.type !== 'error' && frame.type !== 'refreshed' && frame.type !== 'inbox' && typeof frame.room !== 'string') return null;
   return value as ServerFrame;
 }
 

@@ -4,7 +4,7 @@
  * WebSocket unless one is given. In Node, the package's `chatmesh/client` export
  * resolves to node.js instead, which loads `ws` when no WebSocket is given.
  */
-import { ChatClient as BaseClient } from './chat-client.js';
+import { InboxClient as BaseClient } from './inbox-client.js';
 import type { ChatClientOptions } from './client-types.js';
 import type { WebSocketSource } from './connection.js';
 

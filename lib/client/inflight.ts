@@ -4,7 +4,7 @@
  * any other is the oldest frame's whose kind can fail with that code (a message's echo may
  * come later than the reply to a later frame, so only the code tells them apart).
  */
-export type RequestKind = 'join' | 'leave' | 'members' | 'message' | 'typing' | 'read' | 'refresh';
+export type RequestKind = 'join' | 'leave' | 'members' | 'message' | 'typing' | 'read' | 'refresh' | 'inbox';
 
 export interface Inflight {
   kind: RequestKind;
@@ -20,6 +20,7 @@ const CODES: Record<RequestKind, string[]> = {
   members: ['not_joined'],
   typing: ['not_joined'],
   read: ['not_joined', 'unknown_message'],
+  inbox: ['forbidden', 'too_many_subscribers'],
   refresh: ['token_invalid', 'token_expired', 'token_claims', 'token_revoked', 'auth_unavailable', 'user_mismatch'],
 };
 /** Frames the server answers only when it refuses them. */

@@ -2,7 +2,7 @@
  * chatmesh/client in Node: as index.js, but without a WebSocket given it uses the global
  * one when there is one (Node 22+), else loads `ws` (a dependency of chatmesh) on first connect.
  */
-import { ChatClient as BaseClient } from './chat-client.js';
+import { InboxClient as BaseClient } from './inbox-client.js';
 import type { ChatClientOptions } from './client-types.js';
 import type { WebSocketClass, WebSocketSource } from './connection.js';
 

@@ -200,12 +200,12 @@ export class ChatGateway implements CommandGateway {
     else this.commands.dispatch(conn, decoded.frame);
   }
 
-  /** Releases everything a closed connection held: room memberships (with presence leave events). */
+  /** Releases everything a closed connection held: room memberships (with presence leave events), its inbox feed. */
   cleanup(conn: ClientConnection): void {
     if (!this.connections.delete(conn.socket)) return;
     this.counters.connectionsClosed++;
     this.auth?.unwatch(conn);
-    for (const [room, user] of conn.rooms) this.commands.leaveRoom(conn, room, user);
+    this.commands.release(conn);
     conn.socket.removeAllListeners();
     // An 'error' after this point must still not crash the process.
     conn.socket.on('error', () => {});
@@ -237,6 +237,7 @@ export class ChatGateway implements CommandGateway {
     this.replicator.off('deliver', this.deliverLocal);
     this.presence.off('change', this.onPresenceChange).off('deliver', this.deliverLocal);
     this.presenceOut.close();
+    this.commands.inbox.close();
     const closes: Promise<void>[] = [];
     for (const conn of this.connections.values()) {
       closes.push(new Promise((resolve) => conn.socket.once('close', () => resolve())));

@@ -1,6 +1,7 @@
 /**
  * What each client frame does, once decoded and validated: join (with history or a resume),
- * leave, members, message. The rooms themselves and the delivery of events are the gateway's.
+ * leave, members, message, inbox (inbox-feed.ts). The rooms themselves and the delivery of
+ * events are the gateway's.
  */
 import { mayJoin } from '../auth/index.js';
 import type { ChatmeshOptions } from '../config.js';
@@ -14,6 +15,7 @@ import type { ClusterPresence } from '../replication/cluster-presence.js';
 import type { Replicator } from '../replication/replicator.js';
 import { reopenOnCustomerMessage } from '../replication/reopen.js';
 import type { ClientConnection } from './client-connection.js';
+import { InboxFeed } from './inbox-feed.js';
 import { encodeTextFrame } from './text-frame.js';
 import { memberView } from './presence-batcher.js';
 
@@ -26,6 +28,9 @@ export interface CommandGateway {
 }
 
 export class RoomCommands {
+  /** Connections following the inbox. */
+  readonly inbox: InboxFeed;
+
   constructor(
     private readonly options: Pick<ChatmeshOptions, 'maxRoomsPerConnection' | 'historyOnJoin' | 'maxNewConversationsPerConnection' | 'maxReplyBytes' | 'presenceMaxMembers'>,
     private readonly gateway: CommandGateway,
@@ -33,7 +38,9 @@ export class RoomCommands {
     private readonly replicator: Replicator,
     private readonly presence: ClusterPresence,
     private readonly creations: CreationLimiter,
-  ) {}
+  ) {
+    this.inbox = new InboxFeed(store, replicator, gateway);
+  }
 
   /** Carries out one decoded client frame. */
   dispatch(conn: ClientConnection, frame: ClientFrame): void {
@@ -127,6 +134,8 @@ export class RoomCommands {
         if (result !== 'applied' && result !== 'duplicate') this.notStored(conn, result, 'read cursor');
         return;
       }
+      case 'inbox':
+        return this.inbox.command(conn, frame);
     }
   }
 
@@ -239,6 +248,12 @@ export class RoomCommands {
       member.sendFrame(frame, payload);
       this.gateway.counters.deliveries++;
     }
+  }
+
+  /** A closed connection: every membership ends, and its inbox feed. */
+  release(conn: ClientConnection): void {
+    for (const [room, user] of conn.rooms) this.leaveRoom(conn, room, user);
+    this.inbox.drop(conn);
   }
 
   /** Ends a membership: the registry, the presence table, and a leave event to the room. */

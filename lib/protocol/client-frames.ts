@@ -49,7 +49,12 @@ export interface ReadFrame {
   room: string;
   upTo: string;
 }
-export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | TypingFrame | ReadFrame;
+/** Follow the inbox (agents): `inbox` frames with each changed conversation's item; subscribe false: stop. */
+export interface InboxFrame {
+  type: 'inbox';
+  subscribe: boolean;
+}
+export type ClientFrame = JoinFrame | LeaveFrame | MessageFrame | MembersFrame | TypingFrame | ReadFrame | InboxFrame;
 /** What a connection with a token may send. */
 export type AuthClientFrame = ClientFrame | RefreshFrame;
 
@@ -147,6 +152,12 @@ export function decodeClientFrame(text: string, limits: FrameLimits): DecodeResu
       const upTo = obj.upTo;
       if (typeof upTo !== 'string' || upTo.length === 0 || upTo.length > 256) return fail(ClientErrorCode.InvalidField, 'upTo must be a message id');
       return { ok: true, frame: { type, room, upTo } };
+    }
+    case 'inbox': {
+      const extra = Object.keys(obj).find((k) => k !== 'type' && k !== 'subscribe');
+      if (extra !== undefined) return fail(ClientErrorCode.InvalidField, `inbox takes only subscribe, not ${JSON.stringify(extra.slice(0, 64))}`);
+      if (obj.subscribe !== undefined && typeof obj.subscribe !== 'boolean') return fail(ClientErrorCode.InvalidField, 'subscribe must be true or false');
+      return { ok: true, frame: { type, subscribe: obj.subscribe !== false } };
     }
     case 'refresh': {
       if (!limits.authenticated) break;

@@ -44,6 +44,8 @@ interface ReplicatorEvents {
   lag: [origin: string, ms: number];
   /** A write committed on this instance (born here, never a peer's), once stored: webhooks announce these, once cluster-wide. */
   born: [write: StoreWrite];
+  /** A conversation's inbox item may have changed: a write stored here (any origin), a snooze's end, or it expired (gone from the store). `reader`: only that user's unread (a read cursor). */
+  changed: [room: string, reader?: string];
 }
 
 /** The most bytes of entries or writes per catch-up frame (see frameBytes). */
@@ -90,6 +92,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.snoozes = new SnoozeTimers(store, (room) => {
       const frame = conversationFrame(store, room, Date.now());
       if (frame) this.emit('deliver', room, frame);
+      this.emit('changed', room);
     });
     if (disk) mesh.ackAfter = () => disk.durable();
     this.history = disk ? new HistorySync(store, disk.history, sync, mesh, options, (peerId, writes) => this.onGive(peerId, writes, undefined, false)) : null;
@@ -110,6 +113,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       const removed = this.store.sweep();
       this.disk?.removeRooms(removed);
       this.disk?.compact(this.store);
+      for (const room of removed) this.emit('changed', room);
       if (removed.length > 0) this.log.debug('expired conversations removed', { count: removed.length });
     }, this.options.sweepIntervalMs);
   }
@@ -153,6 +157,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const older = result === 'ignored' ? this.history?.keepOlder(write) : null;
     if (older) return { result: 'applied', durable: older };
     if (result === 'applied' && write.type === 'field' && write.f === 'status') this.snoozes.noteStatus(write);
+    if (result === 'applied') this.emit('changed', write.room, write.type === 'read' ? write.user : undefined);
     if (result !== 'applied' || !this.disk) return { result, durable: null };
     // A message deleted before it arrived, or a delete: the message's record becomes its
     // placeholder; an edit (or a message edited before it arrived): its record takes the text.

@@ -5,7 +5,8 @@
  * A's inbox with its unread count; opening it shows the newest page and "Load older" walks
  * back to the first message; the customer's typing shows; the agent's typing and reply reach
  * the customer on B; the customer's read receipt shows; assigning and resolving change the
- * conversation on B. A screenshot is taken and looked at (a PNG, not empty, the inbox and the
+ * conversation on B. The inbox follows the feed (no fetch while it is live), and falls back
+ * to the 3 s poll when the server refuses it. A screenshot is taken and looked at (a PNG, not empty, the inbox and the
  * conversation visible); CHATMESH_UPDATE_SCREENSHOTS=1 also writes it to
  * docs/screenshots/agent.png (the README's). Without Chromium the test fails with a message,
  * unless CHATMESH_SKIP_BROWSER=1.
@@ -33,6 +34,8 @@ async function launch(ctx: Mocha.Context): Promise<Browser> {
   browser = await launchChromium(ctx);
   return browser;
 }
+
+const chromeOf = (page: Page): Browser => page.context().browser()!;
 
 async function openAgentPage(b: Browser, url: string): Promise<Page> {
   const page = await (await b.newContext({ viewport: { width: 1200, height: 860 } })).newPage();
@@ -195,6 +198,48 @@ describe('browser agent inbox (/agent)', function () {
     await page.getByRole('button', { name: 'Snoozed', exact: true }).click();
     await item.waitFor(WAIT);
     expect(await page.locator('#errors li').allTextContents()).to.deep.equal([]);
+    expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
+  });
+
+  it('keeps the inbox current through the feed, without polling; falls back to the 3 s poll when the server refuses the feed', async function () {
+    pageProblems.length = 0;
+    const [a, b] = await fullMesh(2);
+    const page = await openAgentPage(await launch(this), `${a.httpUrl}/agent`);
+    const inboxGets: number[] = [];
+    page.on('request', (r) => r.method() === 'GET' && new URL(r.url()).pathname === '/api/conversations' && inboxGets.push(Date.now()));
+    await page.getByLabel('Your agent name').fill('cy');
+    await page.getByRole('button', { name: 'Open the inbox' }).click();
+    await page.locator('#conversations[data-feed="live"]').waitFor({ state: 'attached', ...WAIT });
+    // One fetch at sign-in, one when the feed answered; then none for 30 s.
+    await poll(() => inboxGets.length >= 2, { what: 'the inbox fetched twice' });
+    const fetched = inboxGets.length;
+
+    const id = (await authApi(b.httpUrl, undefined, 'POST', '/api/conversations')).body.id as string;
+    await authApi(b.httpUrl, undefined, 'POST', `/api/conversations/${id}/messages`, { sender: 'customer', content: 'pushed, not polled' });
+    const item = page.locator(`#conversations li[data-id="${id}"]`);
+    await item.locator('.preview', { hasText: 'customer: pushed, not polled' }).waitFor(WAIT);
+    // Resolved on B: it leaves the Open list shown.
+    expect((await authApi(b.httpUrl, undefined, 'PATCH', `/api/conversations/${id}`, { status: 'resolved' })).status).to.equal(200);
+    await item.waitFor({ state: 'detached', ...WAIT });
+    expect(inboxGets.length, 'no inbox fetch while the feed is live').to.equal(fetched);
+
+    // A server without the feed (its refusal stood in for): the page polls every 3 s.
+    const older = await (await chromeOf(page).newContext()).newPage();
+    await older.routeWebSocket(/.*/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        if (String(message).includes('"type":"inbox"')) ws.send(JSON.stringify({ type: 'error', code: 'unknown_type', message: 'unknown type "inbox"' }));
+        else server.send(message);
+      });
+    });
+    const olderGets: number[] = [];
+    older.on('request', (r) => r.method() === 'GET' && new URL(r.url()).pathname === '/api/conversations' && olderGets.push(Date.now()));
+    await older.goto(`${a.httpUrl}/agent`);
+    await older.getByLabel('Your agent name').fill('di');
+    await older.getByRole('button', { name: 'Open the inbox' }).click();
+    await older.locator('#conversations[data-feed="unsupported"]').waitFor({ state: 'attached', ...WAIT });
+    await poll(() => olderGets.length >= 2, { timeoutMs: 8000, what: 'the inbox polled again (sign-in, then 3 s later)' });
+    expect(await older.locator('#errors li').allTextContents()).to.deep.equal([]);
     expect(pageProblems, pageProblems.join('\n')).to.deep.equal([]);
   });
 

@@ -49,6 +49,18 @@ describe('decodeClientFrame', () => {
       expectFrame(decodeObj(message('lobby', 'hello', 'ann')), { type: 'message', room: 'lobby', user: 'ann', text: 'hello' });
     });
 
+    it('decodes inbox (subscribe defaults to true; false unsubscribes)', () => {
+      expectFrame(decodeObj({ type: 'inbox' }), { type: 'inbox', subscribe: true });
+      expectFrame(decodeObj({ type: 'inbox', subscribe: true }), { type: 'inbox', subscribe: true });
+      expectFrame(decodeObj({ type: 'inbox', subscribe: false }), { type: 'inbox', subscribe: false });
+    });
+
+    it('refuses an inbox frame with a bad subscribe or another key (invalid_field)', () => {
+      for (const bad of [{ type: 'inbox', subscribe: 'yes' }, { type: 'inbox', subscribe: null }, { type: 'inbox', subscribe: 1 }, { type: 'inbox', room: 'r' }, { type: 'inbox', subscribe: true, filter: 'open' }]) {
+        expectError(decodeObj(bad), 'invalid_field');
+      }
+    });
+
     it('drops unknown extra fields', () => {
       const r = decode('{"type":"join","room":"r","user":"u","admin":true,"nested":{"x":[1,2]}}');
       expectFrame(r, { type: 'join', room: 'r', user: 'u' });
@@ -347,6 +359,7 @@ function checkResult(input: string, result: DecodeResult): string {
   const f = result.frame;
   const src = JSON.parse(input) as Record<string, unknown>;
   if (Object.getPrototypeOf(f) !== Object.prototype) return 'frame has an odd prototype';
+  if (f.type === 'inbox') return 'inbox is never generated';
   if (!validName(f.room) || f.room !== src.room) return 'bad room';
   switch (f.type) {
     case 'join':

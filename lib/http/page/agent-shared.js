@@ -11,13 +11,20 @@ export const ui = {
 };
 export const params = new URLSearchParams(location.search);
 export const PAGE_SIZE = Math.min(200, Math.max(1, Number(params.get('pageSize')) || 50)); // messages per history page
-export const POLL_MS = 3000; // the inbox is polled: new conversations reach no room this page has joined
+// The inbox feed (a WebSocket frame per changed conversation) keeps the list current; the inbox
+// is also fetched again, rarely while the feed is live, and often without it (a server without
+// the feed, or while the connection is down): new conversations reach no room this page joined.
+export const FEED_POLL_MS = 30_000;
+export const POLL_MS = 3000;
 export const TYPING_SHOWN_MS = 5000; // a typing frame means "for the next 5 s"
 export const TYPING_EVERY_MS = 2500; // while the agent types, tell the room this often
 export const SNOOZE_MS = 3600_000;
 
 export const state = {
   auth: 'none', token: '', me: '', filter: 'open', items: [], inboxAsked: 0, client: null, pollTimer: 0, refreshTimer: 0,
+  feed: 'off', // the inbox feed: 'asked', 'live', 'off' or 'unsupported' (by the server); but live, polled every POLL_MS
+  pushedMeanwhile: null, // inbox frames that came while an inbox fetch was under way (applied again on its answer)
+  renderQueued: false, // the inbox is drawn at the next animation frame
   open: null, // { id, entries: [{ id, ts, user, li }], prev, readers: Map(user → upTo), typers: Map(user → until), lastRead }
   typingSentAt: 0,
 };

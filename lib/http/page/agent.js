@@ -1,9 +1,10 @@
 // chatmesh agent inbox: plain JavaScript, no framework, no build step.
 // REST (/api/conversations…) for the inbox, history pages, status, assignment and read cursors;
-// chatmesh/client (/client.js) for the live part: messages, typing, read receipts, status frames.
+// chatmesh/client (/client.js) for the live part: the inbox feed, messages, typing, read
+// receipts, status frames.
 // All text from the network or the user is written with textContent, never as HTML.
 import { ChatClient } from './client.js';
-import { POLL_MS, TYPING_SHOWN_MS, api, before, el, inbox, isMine, showError, state, timeOf, ui } from './agent-shared.js';
+import { FEED_POLL_MS, POLL_MS, TYPING_SHOWN_MS, api, before, el, inbox, isMine, showError, state, timeOf, ui } from './agent-shared.js';
 import { addMessage, applyFields, markRead, openConversation, renderReceipts, renderTyping } from './agent-conversation.js';
 
 // ---- the inbox -------------------------------------------------------------------------
@@ -11,20 +12,63 @@ async function loadInbox() {
   const query = new URLSearchParams({ limit: '100' });
   if (state.filter !== 'all') query.set('status', state.filter);
   const asked = ++state.inboxAsked;
+  const pushed = (state.pushedMeanwhile = []);
   try {
     const { items } = await api('GET', `/api/conversations?${query}`);
     if (asked !== state.inboxAsked) return; // a later answer is coming (or came): this one is stale
     state.items = items;
+    state.pushedMeanwhile = null;
+    for (const frame of pushed) applyInboxFrame(frame); // as new as the answer, or newer
     renderInbox();
   } catch (err) {
+    if (asked === state.inboxAsked) state.pushedMeanwhile = null;
     if (err.status === 401) return signOut(`The server refused this token (${err.message}): paste another.`);
     showError(`inbox: ${err.message}`);
   }
 }
 
 function refreshInboxSoon() {
+  if (state.feed === 'live') return; // the feed brings the change
   clearTimeout(state.refreshTimer);
   state.refreshTimer = setTimeout(loadInbox, 300);
+}
+
+// How often the inbox is fetched again: rarely while the feed is live, else every POLL_MS.
+function pollEvery(ms) {
+  clearInterval(state.pollTimer);
+  state.pollTimer = setInterval(loadInbox, ms);
+}
+
+function setFeed(feed) {
+  state.feed = feed;
+  ui.list.dataset.feed = feed;
+  pollEvery(feed === 'live' ? FEED_POLL_MS : POLL_MS);
+}
+
+// An inbox frame: the feed's answer, or one conversation's item (or its removal).
+function onInboxFrame(frame) {
+  if (frame.subscribed !== undefined) {
+    setFeed(frame.subscribed ? 'live' : 'off');
+    if (frame.subscribed) loadInbox(); // what changed while the feed was down
+    return;
+  }
+  state.pushedMeanwhile?.push(frame);
+  applyInboxFrame(frame);
+  // A flush of the feed brings many items at once: the list is drawn once for them all.
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(() => {
+    state.renderQueued = false;
+    renderInbox();
+  });
+}
+
+function applyInboxFrame(frame) {
+  const id = frame.item?.id ?? frame.removed;
+  if (typeof id !== 'string') return;
+  state.items = state.items.filter((i) => i.id !== id);
+  // An item outside the filter shown leaves the list (or stays out of it).
+  if (frame.item && (state.filter === 'all' || frame.item.status === state.filter)) state.items.push(frame.item);
 }
 
 function renderInbox() {
@@ -69,11 +113,14 @@ function connect() {
     ...(state.auth === 'jwt' ? { token: state.token } : { user: state.me }),
   });
   state.client = client;
+  client.inbox(); // asked again at every reconnect
   const here = (frame) => state.open !== null && frame.room === state.open.id;
   client.on('state', (s) => {
     if (state.client !== client) return;
     if (s.state === 'open') ui.status.textContent = `Signed in as ${state.me}`;
+    if (s.state === 'open' && state.feed !== 'unsupported') setFeed('asked');
     if (s.state === 'reconnecting') ui.status.textContent = 'Disconnected: reconnecting…';
+    if (s.state === 'reconnecting' && state.feed !== 'unsupported') setFeed('off');
     if (s.state === 'closed' && (s.code === 4401 || s.code === 4403)) signOut(s.code === 4401 ? 'Your token expired: paste a new one.' : 'Your token was revoked.');
   });
   client.on('message', (m) => {
@@ -94,6 +141,7 @@ function connect() {
     refreshInboxSoon();
   });
   client.on('conversation', applyFields);
+  client.on('inbox', onInboxFrame);
   client.on('typing', (frame) => {
     if (!here(frame) || frame.user === state.me) return;
     state.open.typers.set(frame.user, Date.now() + TYPING_SHOWN_MS);
@@ -115,7 +163,11 @@ function connect() {
     const i = here(frame) ? state.open.entries.findIndex((e) => e.id === frame.id) : -1;
     if (i !== -1) state.open.entries.splice(i, 1)[0].li.remove();
   });
-  client.on('error', (err) => showError(`${err.code}: ${err.message}`));
+  client.on('error', (err) => {
+    // The feed refused (a server without it, or full): the inbox is polled as before.
+    if (state.feed === 'asked' && ['unknown_type', 'too_many_subscribers', 'forbidden'].includes(err.code)) return setFeed(err.code === 'unknown_type' ? 'unsupported' : 'off');
+    showError(`${err.code}: ${err.message}`);
+  });
   client.connect();
 }
 
@@ -139,14 +191,14 @@ function signIn() {
   ui.errors.replaceChildren();
   connect();
   loadInbox();
-  state.pollTimer = setInterval(loadInbox, POLL_MS);
+  setFeed('asked'); // polled every POLL_MS until the feed answers
 }
 
 // Back to the form (a refused, expired or revoked token): nothing keeps polling or reconnecting.
 function signOut(reason) {
   clearInterval(state.pollTimer);
   const client = state.client;
-  Object.assign(state, { client: null, open: null, items: [] });
+  Object.assign(state, { client: null, open: null, items: [], feed: 'off' });
   client?.close();
   ui.desk.hidden = true;
   ui.view.hidden = true;
