@@ -87,16 +87,20 @@ export interface DeletedFrame {
   at: number;
 }
 
-/** Support desk: a conversation's fields changed (status, assignee, metadata). */
-export interface ConversationFrame {
-  type: 'conversation';
-  room: string;
+/** The support desk's fields of a conversation, as frames and inbox items carry them. */
+export interface DeskFields {
   id: string;
   status: 'open' | 'pending' | 'snoozed' | 'resolved';
   snoozedUntil?: number;
   assignee: string | null;
   metadata: Record<string, string | number | boolean | null>;
   updatedAt: number;
+}
+
+/** Support desk: a conversation's fields changed (status, assignee, metadata). */
+export interface ConversationFrame extends DeskFields {
+  type: 'conversation';
+  room: string;
 }
 
 /** A read receipt: `user` has read the room up to message `upTo`. */
@@ -144,13 +148,7 @@ export interface RefreshedFrame {
 }
 
 /** A conversation's inbox item, as GET /api/conversations gives it (`unread`: with AUTH=jwt). */
-export interface InboxItem {
-  id: string;
-  status: 'open' | 'pending' | 'snoozed' | 'resolved';
-  snoozedUntil?: number;
-  assignee: string | null;
-  metadata: Record<string, string | number | boolean | null>;
-  updatedAt: number;
+export interface InboxItem extends DeskFields {
   createdAt: number;
   lastMessage: { id: string; sender: string; content: string; timestamp: number } | null;
   unread?: number;
