@@ -78,6 +78,31 @@ export class MemoryLink extends EventEmitter<LinkEvents> implements Link {
 
 export class MemoryNetwork {
   readonly nodes = new Map<string, MemoryTransport>();
+  /** Connects made while held: they complete on releaseConnects(), in order (a test makes dials meet). */
+  private held: Array<() => void> | null = null;
+
+  /** From now on, connects wait for releaseConnects(). */
+  holdConnects(): void {
+    this.held ??= [];
+  }
+
+  /** Connects waiting for releaseConnects(). */
+  get heldConnects(): number {
+    return this.held?.length ?? 0;
+  }
+
+  /** Completes the connects held, and stops holding. */
+  releaseConnects(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const complete of held) complete();
+  }
+
+  /** Runs a connect's completion in a later turn, or when released while held. */
+  later(complete: () => void): void {
+    if (this.held) this.held.push(complete);
+    else setImmediate(complete);
+  }
 
   /** A node's transport at ws://127.0.0.1:<port>. */
   transport(id: string, port: number, incarnation = `${id}-1`): MemoryTransport {
@@ -104,7 +129,7 @@ export class MemoryTransport implements Transport {
 
   connect(address: string, done: LinkDone): DialHandle {
     let cancelled = false;
-    setImmediate(() => {
+    this.network.later(() => {
       if (this.closed) return;
       const target = this.network.nodes.get(address);
       if (cancelled || !target || target.closed) return done(new HandshakeError(CloseCode.HandshakeFailed, 'connect ECONNREFUSED', false));

@@ -23,7 +23,8 @@ interface Node {
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-async function until(condition: () => boolean, what: string, timeoutMs = 500): Promise<void> {
+/** Polls `condition` until it holds; the deadline is generous because a loaded CI machine can stall a process for longer than a link takes here. */
+async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -137,8 +138,13 @@ describe('mesh over in-memory links', () => {
     it(`keeps the link dialled by the smaller id on both sides when ${first} and ${second} dial each other at once`, async () => {
       const x = node(first);
       const y = node(second);
+      // Both dials must be under way before either completes: otherwise the second node may
+      // find itself linked already when its dial timer fires, and rightly not dial at all.
+      network.holdConnects();
       x.mesh.addTarget(y.address, 'test');
       y.mesh.addTarget(x.address, 'test');
+      await until(() => network.heldConnects === 2, 'both dials under way');
+      network.releaseConnects();
       await until(() => linked(x, y) && linked(y, x), 'links up');
       await until(() => x.transport.links.length === 2 && y.transport.links.length === 2, 'both dials done');
       for (let i = 0; i < 5; i++) await turn();
