@@ -7,6 +7,7 @@
  * too_many_subscribers.
  */
 import { ChatClient } from './chat-client.js';
+import { ChatError } from './chat-error.js';
 import type { ServerFrame } from './frames.js';
 
 export class InboxClient extends ChatClient {
@@ -31,7 +32,14 @@ export class InboxClient extends ChatClient {
       this.inflight.answer('inbox', () => true);
     }
     // The only frame this client sends that a server may not know: a server without the feed.
-    if (frame.type === 'error' && frame.code === 'unknown_type' && this.inboxAsked) this.followsInbox = this.inboxAsked = false;
+    // Its answer here, so the base client does not blame the oldest request (a send still
+    // waiting for its echo) for it.
+    if (frame.type === 'error' && frame.code === 'unknown_type' && this.inboxAsked) {
+      this.followsInbox = this.inboxAsked = false;
+      this.inflight.answer('inbox', () => true);
+      this.emit('error', new ChatError(frame.code, frame.message));
+      return;
+    }
     super.onFrame(frame);
   }
 

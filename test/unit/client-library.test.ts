@@ -164,6 +164,24 @@ describe('ChatClient over a fake WebSocket', () => {
     expect((await sending).id).to.equal('m1');
   });
 
+  it('takes an older server\'s unknown_type as the answer to inbox(), not to the send before it whose echo is still to come', async () => {
+    const joining = client.join('r');
+    const s0 = await socket(0);
+    s0.open();
+    s0.frame({ type: 'joined', room: 'r', user: 'ann', members: [], history: [] });
+    await joining;
+    const sending = client.send('r', 'x');
+    const errors: string[] = [];
+    client.on('error', (e) => errors.push(e.code));
+    client.inbox();
+    expect(s0.sent.at(-1)).to.deep.equal({ type: 'inbox' });
+    s0.frame({ type: 'error', code: 'unknown_type', message: 'type must be one of …' });
+    expect(errors).to.deep.equal(['unknown_type']);
+    const clientId = (s0.sent.find((f) => f.type === 'message') as { clientId: string }).clientId;
+    s0.frame(msg('m1', 'x', 1, { cid: clientId }));
+    expect((await sending).id).to.equal('m1');
+  });
+
   it('says reconnecting with its delay, and closed when closed', async () => {
     const states: ConnectionState['state'][] = [];
     client.on('state', (s) => states.push(s.state));
